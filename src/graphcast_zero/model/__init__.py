@@ -1,0 +1,1 @@
+"""The GraphCast model: mesh, grid-mesh connectivity, graphs, the typed graph network and one step."""

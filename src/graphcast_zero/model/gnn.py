@@ -1,0 +1,264 @@
+"""Typed graph network: encode, process (message passing) and decode on one bipartite or mesh graph.
+
+GraphCast runs three of these: ``grid2mesh_gnn`` (encoder), ``mesh_gnn`` (processor) and
+``mesh2grid_gnn`` (decoder). Each MLP is ``hidden_layers`` × (linear → swish) then a linear to the
+output width, followed by a LayerNorm except in the final decoder. The haiku module names below
+(``~_networks_builder``, ``<prefix><set>_mlp/~/linear_<i>``, ``<prefix><set>_layer_norm``) are
+part of the published checkpoint format and must not change.
+
+Arrays are node- or edge-major with the batch second: ``[num_nodes, batch, channels]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Optional
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class EdgeSetInputs:
+    """One edge set of a graph, as the network consumes it.
+
+    Attributes:
+      sender_set: name of the node set the edges leave.
+      receiver_set: name of the node set the edges enter.
+      senders: [num_edges] int32 indices into the sender node set.
+      receivers: [num_edges] int32 indices into the receiver node set.
+      features: [num_edges, batch, edge_features] raw edge features.
+    """
+
+    sender_set: str
+    receiver_set: str
+    senders: jax.Array
+    receivers: jax.Array
+    features: jax.Array
+
+
+class Linear(hk.Module):
+    """``x @ w + b`` with haiku's ``hk.Linear`` parameters (``w`` [in, out], ``b`` [out]).
+
+    Besides a plain call, it can apply its weight to the concatenation of several inputs without
+    building the concatenation: each input meets its own rows of ``w``, optionally after a
+    gather. Edge updates use this to project node latents once per node instead of once per edge.
+    """
+
+    def __init__(self, output_size: int, name: str):
+        super().__init__(name=name)
+        self.output_size = output_size
+
+    def _params(self, input_size: int, dtype) -> tuple[jax.Array, jax.Array]:
+        init = hk.initializers.TruncatedNormal(stddev=1.0 / np.sqrt(input_size))
+        w = hk.get_parameter("w", [input_size, self.output_size], dtype, init=init)
+        b = hk.get_parameter("b", [self.output_size], dtype, init=jnp.zeros)
+        return w, b
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        w, b = self._params(x.shape[-1], x.dtype)
+        return jnp.dot(x, w) + b
+
+    def apply_to_concatenation(
+        self, parts: Sequence[jax.Array], gathers: Sequence[Optional[jax.Array]]
+    ) -> jax.Array:
+        """Equals ``self(concat([p[g] for p, g in zip(parts, gathers)], -1))``.
+
+        Args:
+          parts: arrays [rows_i, batch, width_i] sharing a dtype.
+          gathers: per part, None (rows used as they are) or [num_out_rows] int indices.
+
+        Returns:
+          [num_out_rows, batch, output_size]. Partial products accumulate in float32 so that
+          bfloat16 rounding happens once, as in a single matmul.
+        """
+        dtype = parts[0].dtype
+        w, b = self._params(sum(part.shape[-1] for part in parts), dtype)
+        total = None
+        start = 0
+        for part, gather in zip(parts, gathers):
+            width = part.shape[-1]
+            projected = jnp.dot(
+                part, w[start:start + width], preferred_element_type=jnp.float32
+            )  # [rows_i, batch, out]
+            start += width
+            if gather is not None:
+                projected = projected[gather]
+            total = projected if total is None else total + projected
+        return (total + b.astype(jnp.float32)).astype(dtype)
+
+
+class MLP(hk.Module):
+    """``hidden_layers`` × (linear → swish), then a linear to the output width."""
+
+    def __init__(self, hidden_size: int, hidden_layers: int, output_size: int, name: str):
+        super().__init__(name=name)
+        sizes = [hidden_size] * hidden_layers + [output_size]
+        self.layers = [Linear(size, name=f"linear_{i}") for i, size in enumerate(sizes)]
+
+    def _finish(self, x: jax.Array) -> jax.Array:
+        for layer in self.layers[1:]:
+            x = layer(jax.nn.swish(x))
+        return x
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self._finish(self.layers[0](x))
+
+    def apply_to_concatenation(
+        self, parts: Sequence[jax.Array], gathers: Sequence[Optional[jax.Array]]
+    ) -> jax.Array:
+        """The MLP of the (gathered) concatenation of ``parts``; see Linear."""
+        return self._finish(self.layers[0].apply_to_concatenation(parts, gathers))
+
+
+class _Update:
+    """An MLP optionally followed by a LayerNorm: one node or edge update function."""
+
+    def __init__(self, mlp: MLP, layer_norm: Optional[hk.LayerNorm]):
+        self.mlp = mlp
+        self.layer_norm = layer_norm
+
+    def _norm(self, x: jax.Array) -> jax.Array:
+        return x if self.layer_norm is None else self.layer_norm(x)
+
+    def __call__(self, parts: Sequence[jax.Array]) -> jax.Array:
+        return self._norm(self.mlp(jnp.concatenate(parts, axis=-1)))
+
+    def gathered(self, parts, gathers) -> jax.Array:
+        return self._norm(self.mlp.apply_to_concatenation(parts, gathers))
+
+
+class TypedGraphNetwork(hk.Module):
+    """Encode-process-decode on a graph with named node sets and edge sets.
+
+    Args:
+      name: the haiku module name (``grid2mesh_gnn``, ``mesh_gnn`` or ``mesh2grid_gnn``).
+      node_sets: node set names, in the order their updates are built.
+      edge_sets: edge set names.
+      latent_size: width of latents and hidden layers.
+      hidden_layers: hidden layers per MLP.
+      message_steps: message-passing steps (unshared weights).
+      embed_nodes: whether raw node features go through an encoder MLP.
+      node_output_sizes: decoder output width per node set (no decoder when empty).
+      f32_aggregation: sum incoming messages in float32 (the encoder does, to limit bfloat16 error).
+      gather_first_layer: apply the first layer of each edge MLP to node latents per node and
+        gather the results, instead of per edge on the concatenation (same maths, less work).
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        node_sets: Sequence[str],
+        edge_sets: Sequence[str],
+        latent_size: int,
+        hidden_layers: int,
+        message_steps: int,
+        embed_nodes: bool,
+        node_output_sizes: Optional[Mapping[str, int]] = None,
+        f32_aggregation: bool = False,
+        gather_first_layer: bool = False,
+    ):
+        super().__init__(name=name)
+        self.node_sets = tuple(node_sets)
+        self.edge_sets = tuple(edge_sets)
+        self.latent_size = latent_size
+        self.hidden_layers = hidden_layers
+        self.message_steps = message_steps
+        self.embed_nodes = embed_nodes
+        self.node_output_sizes = dict(node_output_sizes or {})
+        self.f32_aggregation = f32_aggregation
+        self.gather_first_layer = gather_first_layer
+
+    def _networks_builder(self) -> dict[str, dict[str, _Update]]:
+        # The method name appears in every parameter path of the published checkpoints.
+        def update(name: str, output_size: int, layer_norm: bool = True) -> _Update:
+            mlp = MLP(self.latent_size, self.hidden_layers, output_size, name=f"{name}_mlp")
+            norm = None
+            if layer_norm:
+                norm = hk.LayerNorm(
+                    axis=-1, create_scale=True, create_offset=True, name=f"{name}_layer_norm"
+                )
+            return _Update(mlp, norm)
+
+        latent = self.latent_size
+        networks: dict[str, dict[str, _Update]] = {
+            "encoder_edges": {e: update(f"encoder_edges_{e}", latent) for e in self.edge_sets},
+            "encoder_nodes": {},
+            "decoder_nodes": {},
+        }
+        if self.embed_nodes:
+            networks["encoder_nodes"] = {
+                n: update(f"encoder_nodes_{n}", latent) for n in self.node_sets
+            }
+        for step in range(self.message_steps):
+            networks[f"edges_{step}"] = {
+                e: update(f"processor_edges_{step}_{e}", latent) for e in self.edge_sets
+            }
+            networks[f"nodes_{step}"] = {
+                n: update(f"processor_nodes_{step}_{n}", latent) for n in self.node_sets
+            }
+        for n, size in self.node_output_sizes.items():
+            networks["decoder_nodes"][n] = update(f"decoder_nodes_{n}", size, layer_norm=False)
+        return networks
+
+    def _aggregate(self, messages: jax.Array, receivers: jax.Array, num_nodes: int) -> jax.Array:
+        dtype = messages.dtype
+        if self.f32_aggregation:
+            messages = messages.astype(jnp.float32)
+        summed = jax.ops.segment_sum(messages, receivers, num_segments=num_nodes)
+        return summed.astype(dtype)
+
+    def _message_step(self, networks, step, nodes, edges, structure):
+        new_edges = {}
+        for name, edge_set in structure.items():
+            senders = nodes[edge_set.sender_set]
+            receivers = nodes[edge_set.receiver_set]
+            network = networks[f"edges_{step}"][name]
+            if self.gather_first_layer:
+                new_edges[name] = network.gathered(
+                    [edges[name], senders, receivers],
+                    [None, edge_set.senders, edge_set.receivers],
+                )
+            else:
+                new_edges[name] = network(
+                    [edges[name], senders[edge_set.senders], receivers[edge_set.receivers]]
+                )
+        new_nodes = {}
+        for node_set in self.node_sets:
+            received = [
+                self._aggregate(new_edges[name], structure[name].receivers, nodes[node_set].shape[0])
+                for name in self.edge_sets
+                if structure[name].receiver_set == node_set
+            ]
+            new_nodes[node_set] = networks[f"nodes_{step}"][node_set]([nodes[node_set], *received])
+        nodes = {n: nodes[n] + new_nodes[n] for n in self.node_sets}
+        edges = {e: edges[e] + new_edges[e] for e in self.edge_sets}
+        return nodes, edges
+
+    def __call__(
+        self, nodes: Mapping[str, jax.Array], edge_sets: Mapping[str, EdgeSetInputs]
+    ) -> dict[str, jax.Array]:
+        """Runs the network.
+
+        Args:
+          nodes: per node set, [num_nodes, batch, features] (raw if ``embed_nodes``, else latent).
+          edge_sets: per edge set, its structure and raw features.
+
+        Returns:
+          Per node set, the decoded outputs [num_nodes, batch, output_size] for sets with a
+          decoder, else the latents [num_nodes, batch, latent_size].
+        """
+        networks = self._networks_builder()
+        edges = {e: networks["encoder_edges"][e]([edge_sets[e].features]) for e in self.edge_sets}
+        if self.embed_nodes:
+            nodes = {n: networks["encoder_nodes"][n]([nodes[n]]) for n in self.node_sets}
+        nodes = dict(nodes)
+        for step in range(self.message_steps):
+            nodes, edges = self._message_step(networks, step, nodes, edges, edge_sets)
+        for n, decoder in networks["decoder_nodes"].items():
+            nodes[n] = decoder([nodes[n]])
+        return nodes

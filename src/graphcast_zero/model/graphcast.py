@@ -1,0 +1,245 @@
+"""One GraphCast step on normalised grid features: grid → mesh, message passing, mesh → grid.
+
+``graphcast_core`` runs inside ``hk.transform``. It takes the stacked, normalised inputs and
+forcings of every grid node and returns the normalised outputs of every grid node; the
+normalisation, residuals and channel stacking around it live in ``predictor``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from graphcast_zero.config import ATMOSPHERIC_VARIABLES, STATIC_VARIABLES, ModelConfig, TaskConfig
+from graphcast_zero.model.gnn import EdgeSetInputs, TypedGraphNetwork
+from graphcast_zero.model.graph import GraphCastGraphs, build_graphs
+
+GRID, MESH = "grid_nodes", "mesh_nodes"
+STRUCTURAL_NODE_FEATURES = 3  # sin(lat), cos(lon), sin(lon)
+
+
+def input_frames(task_config: TaskConfig) -> int:
+    """Number of input frames, 6 h apart (2 for the published 12 h input duration)."""
+    return int(pd.Timedelta(task_config.input_duration) / pd.Timedelta(hours=6))
+
+
+def variable_channels(name: str, task_config: TaskConfig) -> int:
+    """Channels one frame of a variable occupies: one per level, or one."""
+    return len(task_config.pressure_levels) if name in ATMOSPHERIC_VARIABLES else 1
+
+
+def num_input_channels(task_config: TaskConfig) -> int:
+    """Width of the stacked inputs and forcings of one grid node (before structural features)."""
+    frames = input_frames(task_config)
+    inputs = sum(
+        variable_channels(name, task_config) * (1 if name in STATIC_VARIABLES else frames)
+        for name in task_config.input_variables
+    )
+    forcings = sum(variable_channels(name, task_config) for name in task_config.forcing_variables)
+    return inputs + forcings
+
+
+def num_output_channels(task_config: TaskConfig) -> int:
+    """Width of the decoder output: one channel per surface target, one per level otherwise."""
+    return sum(variable_channels(name, task_config) for name in task_config.target_variables)
+
+
+def graph_arrays(graphs: GraphCastGraphs) -> dict:
+    """The graph as a pytree of arrays, to pass into jitted functions as an argument.
+
+    Passing the graph as an argument (rather than closing over it) keeps large index arrays out of
+    the compiled program, which matters at 0.25° where grid2mesh has millions of edges.
+    """
+
+    def edge_set(edges):
+        return {"senders": edges.senders, "receivers": edges.receivers, "features": edges.features}
+
+    return {
+        "grid_node_features": graphs.grid_node_features,
+        "mesh_node_features": graphs.mesh_node_features,
+        "grid2mesh": edge_set(graphs.grid2mesh),
+        "mesh": edge_set(graphs.mesh),
+        "mesh2grid": edge_set(graphs.mesh2grid),
+    }
+
+
+def _per_batch(features: jax.Array, batch: int, dtype) -> jax.Array:
+    # [rows, features] -> [rows, batch, features]
+    features = features.astype(dtype)
+    return jnp.broadcast_to(features[:, None], (features.shape[0], batch, features.shape[1]))
+
+
+def _edges(graph: dict, name: str, sender: str, receiver: str, batch: int, dtype) -> EdgeSetInputs:
+    edges = graph[name]
+    return EdgeSetInputs(
+        sender_set=sender,
+        receiver_set=receiver,
+        senders=edges["senders"],
+        receivers=edges["receivers"],
+        features=_per_batch(edges["features"], batch, dtype),
+    )
+
+
+def graphcast_core(
+    grid_inputs: jax.Array,
+    graph: dict,
+    model_config: ModelConfig,
+    num_outputs: int,
+    gather_first_layer: bool = False,
+) -> jax.Array:
+    """One step of the GraphCast network (call inside ``hk.transform``).
+
+    Args:
+      grid_inputs: [num_grid_nodes, batch, channels] normalised inputs then forcings, in the
+        dtype the network runs in.
+      graph: ``graph_arrays(build_graphs(...))``.
+      model_config: the architecture.
+      num_outputs: decoder output width (``num_output_channels``).
+      gather_first_layer: see ``TypedGraphNetwork``.
+
+    Returns:
+      [num_grid_nodes, batch, num_outputs] normalised outputs, in the input dtype.
+    """
+    dtype = grid_inputs.dtype
+    batch = grid_inputs.shape[1]
+    num_mesh_nodes = graph["mesh_node_features"].shape[0]
+    common = dict(
+        latent_size=model_config.latent_size,
+        hidden_layers=model_config.hidden_layers,
+        gather_first_layer=gather_first_layer,
+    )
+    grid_nodes = jnp.concatenate(
+        [grid_inputs, _per_batch(graph["grid_node_features"], batch, dtype)], axis=-1
+    )  # [num_grid_nodes, batch, channels + 3]
+    # Mesh nodes get zeros in place of the grid's inputs, so both encoders have the same width.
+    mesh_nodes = jnp.concatenate(
+        [
+            jnp.zeros((num_mesh_nodes, batch, grid_inputs.shape[-1]), dtype),
+            _per_batch(graph["mesh_node_features"], batch, dtype),
+        ],
+        axis=-1,
+    )  # [num_mesh_nodes, batch, channels + 3]
+    encoder = TypedGraphNetwork(
+        name="grid2mesh_gnn",
+        node_sets=(GRID, MESH),
+        edge_sets=("grid2mesh",),
+        message_steps=1,
+        embed_nodes=True,
+        f32_aggregation=True,
+        **common,
+    )
+    latents = encoder(
+        {GRID: grid_nodes, MESH: mesh_nodes},
+        {"grid2mesh": _edges(graph, "grid2mesh", GRID, MESH, batch, dtype)},
+    )
+    processor = TypedGraphNetwork(
+        name="mesh_gnn",
+        node_sets=(MESH,),
+        edge_sets=("mesh",),
+        message_steps=model_config.gnn_msg_steps,
+        embed_nodes=False,
+        **common,
+    )
+    mesh_latents = processor(
+        {MESH: latents[MESH]}, {"mesh": _edges(graph, "mesh", MESH, MESH, batch, dtype)}
+    )[MESH]
+    decoder = TypedGraphNetwork(
+        name="mesh2grid_gnn",
+        node_sets=(GRID, MESH),
+        edge_sets=("mesh2grid",),
+        message_steps=1,
+        embed_nodes=False,
+        node_output_sizes={GRID: num_outputs},
+        **common,
+    )
+    outputs = decoder(
+        {GRID: latents[GRID], MESH: mesh_latents},
+        {"mesh2grid": _edges(graph, "mesh2grid", MESH, GRID, batch, dtype)},
+    )
+    return outputs[GRID]
+
+
+def transformed_core(
+    model_config: ModelConfig, task_config: TaskConfig, gather_first_layer: bool = False
+) -> hk.Transformed:
+    """``graphcast_core`` as a haiku pair ``init(rng, grid_inputs, graph)``/``apply(params, None,
+    grid_inputs, graph)``."""
+    num_outputs = num_output_channels(task_config)
+
+    def forward(grid_inputs, graph):
+        return graphcast_core(grid_inputs, graph, model_config, num_outputs, gather_first_layer)
+
+    return hk.transform(forward)
+
+
+def parameter_shapes(
+    model_config: ModelConfig, task_config: TaskConfig, graphs: GraphCastGraphs
+) -> dict[str, dict[str, jax.ShapeDtypeStruct]]:
+    """The parameter tree (paths, shapes, float32 dtypes) without compiling or running anything."""
+    grid_inputs = jax.ShapeDtypeStruct(
+        (graphs.num_grid_nodes, 1, num_input_channels(task_config)), jnp.float32
+    )
+    core = transformed_core(model_config, task_config)
+    return jax.eval_shape(core.init, jax.random.PRNGKey(0), grid_inputs, graph_arrays(graphs))
+
+
+def _truncated_normal(rng: np.random.Generator, shape, stddev: float) -> np.ndarray:
+    # Normal truncated at ±2σ, rescaled so the truncated distribution has standard deviation
+    # `stddev`: the same distribution as haiku's TruncatedNormal initialiser.
+    values = rng.standard_normal(shape)
+    outside = np.abs(values) > 2
+    while outside.any():
+        values[outside] = rng.standard_normal(outside.sum())
+        outside = np.abs(values) > 2
+    return (values * stddev / 0.87962566103423978).astype(np.float32)
+
+
+def init_params(
+    model_config: ModelConfig,
+    task_config: TaskConfig,
+    lat_deg: np.ndarray,
+    lon_deg: np.ndarray,
+    seed: int = 0,
+    graphs: Optional[GraphCastGraphs] = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Random float32 parameters with the published parameter tree for this configuration.
+
+    Linear weights are truncated normal with standard deviation 1/sqrt(fan_in), biases zero,
+    LayerNorm scales one and offsets zero: haiku's defaults, drawn with numpy so that a large
+    model initialises without compiling it.
+
+    Args:
+      model_config: the architecture.
+      task_config: the variables and levels (they set the encoder and decoder widths).
+      lat_deg, lon_deg: a grid to build the graphs on (any grid: parameters do not depend on it).
+      seed: the random seed.
+      graphs: prebuilt graphs for this grid, to skip building them again.
+
+    Returns:
+      ``{module_path: {name: float32 array}}`` as numpy arrays.
+    """
+    graphs = graphs or build_graphs(model_config, np.asarray(lat_deg), np.asarray(lon_deg))
+    rng = np.random.default_rng(seed)
+    params: dict[str, dict[str, np.ndarray]] = {}
+    for module, leaves in sorted(parameter_shapes(model_config, task_config, graphs).items()):
+        params[module] = {}
+        for name, leaf in sorted(leaves.items()):
+            if name == "w":
+                params[module][name] = _truncated_normal(rng, leaf.shape, 1 / np.sqrt(leaf.shape[0]))
+            elif name == "scale":
+                params[module][name] = np.ones(leaf.shape, np.float32)
+            else:  # biases and LayerNorm offsets
+                params[module][name] = np.zeros(leaf.shape, np.float32)
+    return params
+
+
+def describe(model_config: ModelConfig) -> str:
+    """A one-line human description of an architecture."""
+    fields = dataclasses.asdict(model_config)
+    return ", ".join(f"{key}={value}" for key, value in fields.items() if value is not None)

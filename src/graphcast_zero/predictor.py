@@ -1,0 +1,187 @@
+"""The predictor: GraphCast wrapped with normalisation, residuals, precision and channel stacking.
+
+One function builds it from a checkpoint, statistics and a grid (``build_predictor``); its
+``one_step`` maps raw input frames and the forcings of the next time to raw predictions of the next
+time. Everything here is pure JAX on arrays shaped ``[batch, time, lat, lon, channels]`` per
+variable; ``rollout`` and ``training`` build on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from graphcast_zero.config import STATIC_VARIABLES, ModelConfig, TaskConfig
+from graphcast_zero.model.graph import GraphCastGraphs, build_graphs
+from graphcast_zero.model.graphcast import graph_arrays, transformed_core
+from graphcast_zero.model.normalization import NormalizationArrays, normalization_arrays
+from graphcast_zero.statistics import Statistics
+
+Precision = Literal["bfloat16", "float32"]
+PRECISIONS = ("bfloat16", "float32")
+Frames = dict[str, jax.Array]  # {variable: [batch, time, lat, lon, channels]}
+
+
+# eq=False: hashed by identity, so a predictor can be closed over by jitted functions.
+@dataclasses.dataclass(frozen=True, eq=False)
+class Predictor:
+    """A GraphCast model ready to run on one grid.
+
+    Attributes:
+      model_config: the architecture.
+      task_config: variables, levels and input duration.
+      lat, lon: the grid in degrees.
+      graphs: the graphs built for this grid.
+      normalization: per-variable statistics arrays.
+      precision: ``bfloat16`` (the official demo's mode: float32 parameters and statistics,
+        network activations in bfloat16) or ``float32``.
+      gather_first_layer: the faster, mathematically equal edge-MLP evaluation.
+    """
+
+    model_config: ModelConfig
+    task_config: TaskConfig
+    lat: np.ndarray
+    lon: np.ndarray
+    graphs: GraphCastGraphs
+    normalization: NormalizationArrays
+    precision: Precision = "bfloat16"
+    gather_first_layer: bool = True
+
+    @property
+    def core(self) -> hk.Transformed:
+        return transformed_core(self.model_config, self.task_config, self.gather_first_layer)
+
+    @property
+    def compute_dtype(self):
+        return jnp.bfloat16 if self.precision == "bfloat16" else jnp.float32
+
+    @property
+    def dynamic_inputs(self) -> tuple[str, ...]:
+        """Input variables that change with time: fed back from predictions or forcings."""
+        return tuple(n for n in self.task_config.input_variables if n not in STATIC_VARIABLES)
+
+    def constants(self) -> dict:
+        """The arrays every call needs besides the parameters: graph and statistics."""
+        return {"graph": graph_arrays(self.graphs), "normalization": self.normalization}
+
+    def normalized_outputs(self, params, constants, inputs: Frames, forcings: Frames) -> jax.Array:
+        """The network's raw output for one step: [batch, lat, lon, outputs] float32.
+
+        Args:
+          params: haiku parameters (float32).
+          constants: ``self.constants()``.
+          inputs: every input variable, [batch, frames, lat, lon, channels] (static ones: 1 frame).
+          forcings: every forcing variable at the predicted time, [batch, 1, lat, lon, channels].
+        """
+        norm = constants["normalization"]
+        stacked = [
+            _stack_frames((inputs[n] - norm["mean"][n]) / norm["stddev"][n])
+            for n in sorted(self.task_config.input_variables)
+        ] + [
+            _stack_frames((forcings[n] - norm["mean"][n]) / norm["stddev"][n])
+            for n in sorted(self.task_config.forcing_variables)
+        ]
+        features = jnp.concatenate(stacked, axis=-1)  # [batch, lat, lon, channels]
+        batch, num_lat, num_lon, channels = features.shape
+        grid_inputs = features.transpose(1, 2, 0, 3).reshape(num_lat * num_lon, batch, channels)
+        dtype = self.compute_dtype
+        params = jax.tree.map(lambda p: p.astype(dtype), params)
+        outputs = self.core.apply(params, None, grid_inputs.astype(dtype), constants["graph"])
+        outputs = outputs.astype(jnp.float32).reshape(num_lat, num_lon, batch, -1)
+        return outputs.transpose(2, 0, 1, 3)
+
+    def split_outputs(self, outputs: jax.Array) -> Frames:
+        """[batch, lat, lon, outputs] → per target variable [batch, 1, lat, lon, channels]."""
+        frames, start = {}, 0
+        for name in sorted(self.task_config.target_variables):
+            width = int(np.size(self._scale_for(name)))
+            frames[name] = outputs[:, None, :, :, start:start + width]
+            start += width
+        return frames
+
+    def _scale_for(self, name: str) -> np.ndarray:
+        if name in self.normalization["diffs_stddev"]:
+            return self.normalization["diffs_stddev"][name]
+        return self.normalization["stddev"][name]
+
+    def one_step(self, params, constants, inputs: Frames, forcings: Frames) -> Frames:
+        """Raw predictions of the next frame: per target, [batch, 1, lat, lon, channels]."""
+        outputs = self.split_outputs(self.normalized_outputs(params, constants, inputs, forcings))
+        return self.denormalize(constants, inputs, outputs)
+
+    def denormalize(self, constants, inputs: Frames, outputs: Frames) -> Frames:
+        """Undoes the residual/target normalisation of the network outputs."""
+        norm = constants["normalization"]
+        predictions = {}
+        for name, output in outputs.items():
+            if name in norm["diffs_stddev"]:
+                predictions[name] = output * norm["diffs_stddev"][name] + inputs[name][:, -1:]
+            else:
+                predictions[name] = output * norm["stddev"][name] + norm["mean"][name]
+        return predictions
+
+    def normalize_targets(self, constants, inputs: Frames, targets: Frames) -> Frames:
+        """Targets in the units the network predicts: normalised residuals or values."""
+        norm = constants["normalization"]
+        normalized = {}
+        for name, target in targets.items():
+            if name in norm["diffs_stddev"]:
+                normalized[name] = (target - inputs[name][:, -1:]) / norm["diffs_stddev"][name]
+            else:
+                normalized[name] = (target - norm["mean"][name]) / norm["stddev"][name]
+        return normalized
+
+    def next_inputs(self, inputs: Frames, predictions: Frames, forcings: Frames) -> Frames:
+        """Drops the oldest frame and appends the predicted (or forced) one."""
+        updated = dict(inputs)
+        for name in self.dynamic_inputs:
+            frame = predictions[name] if name in predictions else forcings[name]
+            updated[name] = jnp.concatenate([inputs[name][:, 1:], frame], axis=1)
+        return updated
+
+
+def _stack_frames(x: jax.Array) -> jax.Array:
+    # [batch, time, lat, lon, channels] -> [batch, lat, lon, time * channels] (time outer).
+    batch, frames, num_lat, num_lon, channels = x.shape
+    return jnp.moveaxis(x, 1, 3).reshape(batch, num_lat, num_lon, frames * channels)
+
+
+def build_predictor(
+    model_config: ModelConfig,
+    task_config: TaskConfig,
+    statistics: Statistics,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    precision: Precision = "bfloat16",
+    gather_first_layer: bool = True,
+    graphs: GraphCastGraphs | None = None,
+) -> Predictor:
+    """Builds the graphs and statistics arrays for a grid and returns the predictor.
+
+    Args:
+      model_config, task_config: usually from the checkpoint.
+      statistics: the three statistics datasets.
+      lat, lon: grid coordinates in degrees (lat ascending, lon from 0).
+      precision: ``bfloat16`` (default, as the official demo runs) or ``float32``.
+      gather_first_layer: use the faster edge-MLP evaluation (same maths).
+      graphs: prebuilt graphs for this grid, if cached.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    lat = np.asarray(lat, dtype=np.float64)
+    lon = np.asarray(lon, dtype=np.float64)
+    return Predictor(
+        model_config=model_config,
+        task_config=task_config,
+        lat=lat,
+        lon=lon,
+        graphs=graphs or build_graphs(model_config, lat, lon),
+        normalization=normalization_arrays(statistics, task_config),
+        precision=precision,
+        gather_first_layer=gather_first_layer,
+    )

@@ -1,0 +1,110 @@
+"""Autoregressive prediction over many steps: one compiled scan, optionally in chunks.
+
+Each step feeds its predictions (and the known forcings) back as the newest input frame. The
+steps of a chunk run inside one ``jax.lax.scan``, compiled once; chunks bound device memory for
+long rollouts by moving finished predictions to the host. The last chunk is padded so every chunk
+has the same shape and nothing recompiles.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from graphcast_zero.predictor import Frames, Predictor
+
+
+def _split_static(predictor: Predictor, inputs: Frames) -> tuple[Frames, Frames]:
+    dynamic = {n: inputs[n] for n in predictor.dynamic_inputs}
+    static = {n: v for n, v in inputs.items() if n not in dynamic}
+    return static, dynamic
+
+
+def _time_major(frames: Frames) -> Frames:
+    # [batch, steps, ...] -> [steps, batch, 1, ...]: one scan slice per step, time axis kept.
+    return {n: jnp.moveaxis(v, 1, 0)[:, :, None] for n, v in frames.items()}
+
+
+def rollout_scan(
+    predictor: Predictor,
+    params,
+    constants,
+    inputs: Frames,
+    forcings: Frames,
+    remat: bool = False,
+) -> tuple[Frames, Frames]:
+    """Predicts ``steps`` frames in one scan.
+
+    Args:
+      predictor: the model.
+      params: haiku parameters.
+      constants: ``predictor.constants()``.
+      inputs: every input variable, [batch, frames, lat, lon, channels].
+      forcings: every forcing variable at the target times, [batch, steps, lat, lon, channels].
+      remat: recompute each step's activations in the backward pass (saves memory).
+
+    Returns:
+      (final inputs, predictions), predictions per target [batch, steps, lat, lon, channels].
+    """
+    static, dynamic = _split_static(predictor, inputs)
+
+    def step(carry, forcing):
+        predictions = predictor.one_step(params, constants, {**static, **carry}, forcing)
+        carry = _split_static(predictor, predictor.next_inputs(carry, predictions, forcing))[1]
+        return carry, {n: v[:, 0] for n, v in predictions.items()}
+
+    if remat:
+        step = jax.checkpoint(step)
+    final, predictions = jax.lax.scan(step, dynamic, _time_major(forcings))
+    return {**static, **final}, {n: jnp.moveaxis(v, 0, 1) for n, v in predictions.items()}
+
+
+def _pad_steps(forcings: dict[str, np.ndarray], steps: int) -> dict[str, np.ndarray]:
+    """Repeats the last forcing frame so a short final chunk has the full chunk length."""
+    have = next(iter(forcings.values())).shape[1]
+    if have == steps:
+        return forcings
+    return {n: np.concatenate([v] + [v[:, -1:]] * (steps - have), axis=1) for n, v in forcings.items()}
+
+
+def predict(
+    predictor: Predictor,
+    params,
+    inputs: dict[str, np.ndarray],
+    forcings: dict[str, np.ndarray],
+    chunk_steps: Optional[int] = None,
+    on_chunk: Optional[Callable[[int, int], None]] = None,
+) -> dict[str, np.ndarray]:
+    """Runs a rollout over every forcing step and returns host arrays.
+
+    Args:
+      predictor: the model.
+      params: haiku parameters.
+      inputs: every input variable, [batch, frames, lat, lon, channels].
+      forcings: every forcing variable at the target times, [batch, steps, lat, lon, channels].
+      chunk_steps: steps per compiled chunk (default: all steps in one chunk).
+      on_chunk: called as ``on_chunk(steps_done, steps_total)`` after each chunk, for progress.
+
+    Returns:
+      Per target variable, [batch, steps, lat, lon, channels] float32 numpy arrays.
+    """
+    total = next(iter(forcings.values())).shape[1]
+    chunk = min(chunk_steps or total, total)
+    donate = () if jax.default_backend() == "cpu" else (2,)  # CPU cannot donate buffers
+    run = jax.jit(functools.partial(rollout_scan, predictor), donate_argnums=donate)
+    constants = predictor.constants()
+    state = {n: jnp.asarray(v) for n, v in inputs.items()}
+    pieces: list[dict[str, np.ndarray]] = []
+    for start in range(0, total, chunk):
+        piece = {n: v[:, start:start + chunk] for n, v in forcings.items()}
+        done = next(iter(piece.values())).shape[1]
+        state, predictions = run(params, constants, state, _pad_steps(piece, chunk))
+        pieces.append({n: np.asarray(v[:, :done]) for n, v in predictions.items()})
+        if on_chunk is not None:
+            on_chunk(start + done, total)
+    return {n: np.concatenate([p[n] for p in pieces], axis=1) for n in pieces[0]}

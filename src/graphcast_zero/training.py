@@ -1,0 +1,180 @@
+"""The GraphCast training objective, its gradients, and optimiser steps with optax.
+
+The loss is the official one: on normalised residuals (or normalised values for targets that are
+not inputs), squared error × latitude weight × level weight, averaged over everything but the
+batch, summed over variables with per-variable weights, averaged over autoregressive steps and
+then over the batch. In bfloat16 mode it is computed in bfloat16, as the official demo does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from graphcast_zero.predictor import Frames, Predictor
+from graphcast_zero.rollout import _split_static, _time_major
+
+# Variables absent here weigh 1.0.
+VARIABLE_WEIGHTS = {
+    "10m_u_component_of_wind": 0.1,
+    "10m_v_component_of_wind": 0.1,
+    "mean_sea_level_pressure": 0.1,
+    "total_precipitation_6hr": 0.1,
+}
+
+
+def latitude_weights(lat_deg: Sequence[float]) -> np.ndarray:
+    """Unit-mean weights proportional to the area of each latitude band.
+
+    The grid must be equally spaced and either include both poles (then the pole rows cover half
+    a band: weight sin²(Δ/4)) or stop half a spacing short of them.
+
+    Raises:
+      ValueError: for unequal spacing or a grid of neither kind.
+    """
+    lat = np.asarray(lat_deg, dtype=np.float64)
+    spacing = np.diff(lat)
+    if lat.size < 2 or not np.allclose(spacing, spacing[0]):
+        raise ValueError(f"latitudes must be equally spaced, got spacings {np.unique(spacing)}")
+    delta = abs(spacing[0])
+    if np.isclose(np.abs(lat).max(), 90.0):
+        if not (np.isclose(lat.max(), 90.0) and np.isclose(lat.min(), -90.0)):
+            raise ValueError("a grid with one pole must include the other")
+        weights = np.cos(np.deg2rad(lat)) * np.sin(np.deg2rad(delta / 2))
+        weights[[0, -1]] = np.sin(np.deg2rad(delta / 4)) ** 2
+    else:
+        if not (np.isclose(lat.max(), 90 - delta / 2) and np.isclose(lat.min(), -90 + delta / 2)):
+            raise ValueError("latitudes must include the poles or end half a spacing from them")
+        weights = np.cos(np.deg2rad(lat))
+    return weights / weights.mean()
+
+
+def level_weights(levels: Sequence[int]) -> np.ndarray:
+    """Weights proportional to pressure, with unit mean."""
+    levels = np.asarray(levels, dtype=np.float64)
+    return levels / levels.mean()
+
+
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+    """Weights broadcastable against ``[batch, 1, lat, lon, channels]`` frames."""
+
+    latitude: np.ndarray  # [lat, 1, 1] -> broadcast over lon and channels
+    level: np.ndarray  # [channels] for multi-level variables
+
+
+def loss_weights(predictor: Predictor) -> LossWeights:
+    return LossWeights(
+        latitude=latitude_weights(predictor.lat)[:, None, None],
+        level=level_weights(predictor.task_config.pressure_levels),
+    )
+
+
+def per_variable_losses(
+    normalized_predictions: Frames, normalized_targets: Frames, weights: LossWeights, dtype
+) -> dict[str, jax.Array]:
+    """Weighted mean squared error per variable: ``{name: [batch]}`` in ``dtype``."""
+    losses = {}
+    for name, prediction in normalized_predictions.items():
+        error = prediction.astype(dtype) - normalized_targets[name].astype(dtype)
+        squared = error * error * weights.latitude.astype(dtype)
+        if prediction.shape[-1] > 1:
+            squared = squared * weights.level.astype(dtype)
+        losses[name] = jnp.mean(squared, axis=tuple(range(1, squared.ndim)))
+    return losses
+
+
+def loss_and_diagnostics(
+    predictor: Predictor,
+    params,
+    constants,
+    inputs: Frames,
+    targets: Frames,
+    forcings: Frames,
+    remat: bool = False,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The training loss over ``steps`` autoregressive steps.
+
+    Args:
+      predictor: the model.
+      params: haiku parameters (float32).
+      constants: ``predictor.constants()``.
+      inputs: every input variable, [batch, frames, lat, lon, channels].
+      targets: every target variable, [batch, steps, lat, lon, channels].
+      forcings: every forcing variable at the target times, [batch, steps, lat, lon, channels].
+      remat: recompute activations per step in the backward pass to save memory.
+
+    Returns:
+      (loss, per-variable losses): float32 scalars, averaged over steps and batch.
+    """
+    weights = loss_weights(predictor)
+    dtype = predictor.compute_dtype
+    static, dynamic = _split_static(predictor, inputs)
+
+    def step(carry, target_and_forcing):
+        target, forcing = target_and_forcing
+        frames = {**static, **carry}
+        outputs = predictor.split_outputs(
+            predictor.normalized_outputs(params, constants, frames, forcing)
+        )
+        normalized_target = predictor.normalize_targets(constants, frames, target)
+        per_variable = per_variable_losses(outputs, normalized_target, weights, dtype)
+        total = sum(VARIABLE_WEIGHTS.get(n, 1.0) * v for n, v in per_variable.items())
+        predictions = predictor.denormalize(constants, frames, outputs)
+        carry = _split_static(predictor, predictor.next_inputs(carry, predictions, forcing))[1]
+        cast = {n: v.astype(jnp.float32) for n, v in per_variable.items()}
+        return carry, (total.astype(jnp.float32), cast)
+
+    if remat:
+        step = jax.checkpoint(step)
+    _, (losses, diagnostics) = jax.lax.scan(
+        step, dynamic, (_time_major(targets), _time_major(forcings))
+    )
+    # [steps, batch] -> mean over steps, then over the batch.
+    return losses.mean(axis=0).mean(), {n: v.mean(axis=0).mean() for n, v in diagnostics.items()}
+
+
+def loss_and_grads(predictor: Predictor, params, constants, inputs, targets, forcings, remat=False):
+    """(loss, diagnostics), gradients with respect to ``params`` (float32)."""
+
+    def objective(p):
+        return loss_and_diagnostics(predictor, p, constants, inputs, targets, forcings, remat)
+
+    return jax.value_and_grad(objective, has_aux=True)(params)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainState:
+    """Parameters and optimiser state after some steps."""
+
+    params: Any
+    opt_state: Any
+    step: int
+
+
+def default_optimizer(learning_rate: float = 1e-4, clip_norm: Optional[float] = 32.0):
+    """AdamW with gradient clipping, as in the paper's fine-tuning (a constant rate here)."""
+    parts = [optax.clip_by_global_norm(clip_norm)] if clip_norm else []
+    parts.append(optax.adamw(learning_rate, b1=0.9, b2=0.95, weight_decay=0.1))
+    return optax.chain(*parts)
+
+
+def make_train_step(predictor: Predictor, optimizer, remat: bool = False):
+    """A jitted ``(params, opt_state, constants, inputs, targets, forcings) -> (params,
+    opt_state, loss, diagnostics)`` optimiser step."""
+
+    def train_step(params, opt_state, constants, inputs, targets, forcings):
+        (loss, diagnostics), grads = loss_and_grads(
+            predictor, params, constants, inputs, targets, forcings, remat
+        )
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return params, opt_state, loss, diagnostics
+
+    return jax.jit(train_step)

@@ -1,0 +1,87 @@
+"""Shared pytest fixtures. Tests are offline, small and fast; reference data lives in tests/data/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    """The repository's top folder (where tasks.py and README.md live)."""
+    return REPO_ROOT
+
+
+DATA_DIR = TESTS_DIR / "data"
+OFFICIAL = DATA_DIR / "official-small"
+REAL_STATS = DATA_DIR / "real-stats"
+FIXTURE_DATASET = OFFICIAL / "dataset" / "source-fake_date-2022-01-01_res-4.0_levels-13_steps-04.nc"
+
+
+class OfficialBundle:
+    """The official-small fixture loaded once: checkpoint, statistics, dataset and model arrays.
+
+    Predictors are cached per (precision, gather_first_layer) so the session compiles each once.
+    """
+
+    def __init__(self):
+        import jax
+        import xarray as xr
+
+        from graphcast_zero import data
+        from graphcast_zero.checkpoint import load_checkpoint
+        from graphcast_zero.statistics import load_statistics
+
+        self.checkpoint = load_checkpoint(OFFICIAL / "params" / "random_small.npz")
+        self.model_config = self.checkpoint.model_config
+        self.task_config = self.checkpoint.task_config
+        self.statistics = load_statistics(OFFICIAL / "stats")
+        self.dataset = xr.load_dataset(FIXTURE_DATASET)
+        self.lat = self.dataset.lat.values
+        self.lon = self.dataset.lon.values
+        self.params = jax.tree.map(jax.numpy.asarray, self.checkpoint.params)
+        self.inputs, _, self.forcings = self.extract(steps=4)
+        self.lead_times = np.arange(1, 5) * np.timedelta64(6, "h")
+        self._predictors = {}
+        self._graphs = None
+
+    def extract(self, steps: int):
+        from graphcast_zero import data
+
+        inputs, targets, forcings = data.extract_inputs_targets_forcings(
+            self.dataset, self.task_config, slice("6h", f"{6 * steps}h")
+        )
+        return (
+            data.dataset_to_arrays(inputs),
+            data.dataset_to_arrays(targets),
+            data.dataset_to_arrays(forcings),
+        )
+
+    def predictor(self, precision: str = "float32", gather_first_layer: bool = True):
+        from graphcast_zero.predictor import build_predictor
+
+        key = (precision, gather_first_layer)
+        if key not in self._predictors:
+            self._predictors[key] = build_predictor(
+                self.model_config,
+                self.task_config,
+                self.statistics,
+                self.lat,
+                self.lon,
+                precision=precision,
+                gather_first_layer=gather_first_layer,
+                graphs=self._graphs,
+            )
+            self._graphs = self._predictors[key].graphs
+        return self._predictors[key]
+
+
+@pytest.fixture(scope="session")
+def official_bundle() -> OfficialBundle:
+    return OfficialBundle()
