@@ -7,6 +7,7 @@ with an outdated copy of the small checkpoint that must lose to the newer one).
 from __future__ import annotations
 
 import hashlib
+import socket
 import subprocess
 import sys
 import textwrap
@@ -193,6 +194,17 @@ def test_an_unreachable_endpoint_fails_fast_with_the_way_out(tmp_path):
     assert time.monotonic() - start < 10
     assert "cannot reach gs://dm_graphcast" in str(error.value)
     assert "--source demo" in str(error.value) and "--endpoint" in str(error.value)
+
+
+def test_a_server_that_never_answers_fails_fast(tmp_path, monkeypatch):
+    monkeypatch.setattr(remotes, "PROBE_READ_TIMEOUT", 1.0)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # accepts connections, never replies
+        start = time.monotonic()
+        with pytest.raises(FetchError, match=r"cannot reach .*\(ReadTimeout\)"):
+            run(f"http://127.0.0.1:{silent.getsockname()[1]}", tmp_path)
+    assert time.monotonic() - start < 10
 
 
 def test_an_endpoint_that_is_not_gcs_is_reported(tmp_path):

@@ -41,6 +41,7 @@ HF_MODEL_REPOS = (
 AUTODL_PROXY_FILE = "/etc/network_turbo"
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 60.0
+PROBE_READ_TIMEOUT = 15.0  # a server that accepts but never answers counts as unreachable
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
 
 
@@ -105,7 +106,7 @@ class GcsRemote:
     def probe(self) -> None:
         # A plain request with a short connect timeout: gcsfs would retry for minutes.
         url = f"{self.endpoint}/storage/v1/b/{self.bucket}/o"
-        timeout = (self.connect_timeout, READ_TIMEOUT)
+        timeout = (self.connect_timeout, PROBE_READ_TIMEOUT)
         try:
             response = requests.get(url, params={"maxResults": 1}, timeout=timeout)
         except requests.RequestException as error:
@@ -159,11 +160,13 @@ class HfRemote:
         return f"Hugging Face {self.dataset_repo} at {self.endpoint}"
 
     def probe(self) -> None:
-        self._tree("datasets", self.dataset_repo, "stats")
+        url = f"{self.endpoint}/api/datasets/{self.dataset_repo}/tree/{self.revision}/stats"
+        self._get(url, timeout=(self.timeout[0], PROBE_READ_TIMEOUT)).close()
 
     def _get(self, url: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
         try:
-            response = self.session.get(url, timeout=self.timeout, **kwargs)
+            response = self.session.get(url, **kwargs)
         except requests.RequestException as error:
             raise unreachable(self.describe(), type(error).__name__) from error
         if response.status_code >= 400:

@@ -286,7 +286,8 @@ def run_inference(
         ``<data>/outputs/<run>/predictions.nc``.
       precision: ``bfloat16`` (as published) or ``float32``.
       run_name: the run folder's name (default: timestamp and model name).
-      chunk_steps: steps per compiled chunk (default: 1 with progress, else all at once).
+      chunk_steps: steps per compiled call (default 1, as the official demo: each step
+        updates the progress bar and leaves the device).
       progress: show a progress bar over steps.
       log: where to print messages.
 
@@ -367,7 +368,7 @@ def _forecast(setup: Setup, precision: str, chunk_steps: Optional[int], progress
         params,
         data.dataset_to_arrays(inputs),
         data.dataset_to_arrays(forcings),
-        chunk_steps=chunk_steps or (1 if progress else None),
+        chunk_steps=chunk_steps or 1,
         on_chunk=timer,
     )
     reference = setup.dataset["datetime"].isel(time=input_frames(task) - 1).values  # [batch]
