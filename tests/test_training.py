@@ -81,7 +81,8 @@ def tiny():
 def test_optimizer_steps_reduce_the_loss(tiny):
     predictor, params, (inputs, targets, forcings) = tiny
     optimizer = training.default_optimizer(learning_rate=3e-3)
-    step = training.make_train_step(predictor, optimizer)
+    # Through the rematerialised (gradient-checkpointed) rollout, the memory-saving path.
+    step = training.make_train_step(predictor, optimizer, remat=True)
     opt_state = optimizer.init(params)
     constants = predictor.constants()
     losses = []
@@ -93,23 +94,11 @@ def test_optimizer_steps_reduce_the_loss(tiny):
     assert set(diagnostics) == set(TASK_13.target_variables)
 
 
-def test_rematerialised_loss_and_gradients_are_the_same(tiny):
-    predictor, params, (inputs, targets, forcings) = tiny
-    constants = predictor.constants()
-    (plain, _), grads = training.loss_and_grads(predictor, params, constants, inputs, targets, forcings)
-    (remat, _), remat_grads = training.loss_and_grads(
-        predictor, params, constants, inputs, targets, forcings, remat=True
-    )
-    assert float(remat) == pytest.approx(float(plain), rel=1e-6)
-    for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(remat_grads)):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-
-
 def test_rollout_first_step_equals_one_step(tiny):
     predictor, params, (inputs, _, forcings) = tiny
     predictions = rollout.predict(predictor, params, inputs, forcings)
     first = {n: v[:, :1] for n, v in forcings.items()}
-    single = predictor.one_step(params, predictor.constants(), inputs, first)
+    single = jax.jit(predictor.one_step)(params, predictor.constants(), inputs, first)
     assert predictions["temperature"].shape == (1, 2, 16, 45, 13)
     for name, value in single.items():
         np.testing.assert_allclose(predictions[name][:, :1], value, rtol=1e-5, atol=1e-4)

@@ -90,11 +90,18 @@ def save_checkpoint(checkpoint: Checkpoint, path: Union[str, os.PathLike]) -> Pa
     try:
         with os.fdopen(handle, "wb") as file:
             write_checkpoint(checkpoint, file)
+        os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp creates files private (0600)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _unflatten(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:

@@ -86,8 +86,11 @@ class Predictor:
             _stack_frames((forcings[n] - norm["mean"][n]) / norm["stddev"][n])
             for n in sorted(self.task_config.forcing_variables)
         ]
+        # Static variables carry no batch axis in the files: broadcast them to the batch.
+        batch = max(x.shape[0] for x in stacked)
+        stacked = [jnp.broadcast_to(x, (batch,) + x.shape[1:]) for x in stacked]
         features = jnp.concatenate(stacked, axis=-1)  # [batch, lat, lon, channels]
-        batch, num_lat, num_lon, channels = features.shape
+        _, num_lat, num_lon, channels = features.shape
         grid_inputs = features.transpose(1, 2, 0, 3).reshape(num_lat * num_lon, batch, channels)
         dtype = self.compute_dtype
         params = jax.tree.map(lambda p: p.astype(dtype), params)

@@ -74,19 +74,21 @@ def choose_dataset(paths: DataPaths, dataset: Optional[PathLike], ckpt: Checkpoi
         reverse=True,
     )
     model = catalog.PublishedModel("checkpoint", "", ckpt.model_config, ckpt.task_config)
-    fits, unknown = [], []
+    fits, unknown, misfits = [], [], []
     for path in files:
         parsed = catalog.parse_dataset_name(path.name)
         if parsed is None:
             unknown.append(path)
-        elif catalog.dataset_misfit(model, parsed) is None:
+        elif (why := catalog.dataset_misfit(model, parsed)) is None:
             fits.append(path)
+        else:
+            misfits.append(f"{path.name} has {why}")
     if fits or unknown:
         return (fits + unknown)[0]
-    found = ", ".join(p.name for p in files) or "none"
+    found = f" ({misfits[0]})" if misfits else ""
     raise InputError(
-        f"no dataset in {paths.dataset} fits the checkpoint (found: {found}): fetch one with "
-        "`invoke fetch-data` or pass --dataset"
+        f"no dataset in {paths.dataset} fits the checkpoint{found}: fetch one "
+        f"{validation.LIST_HINT} or pass --dataset"
     )
 
 
@@ -419,6 +421,18 @@ def default_level(variable: str, levels, level: Optional[int]) -> Optional[int]:
     return int(level)
 
 
+def _as_level(level) -> Optional[int]:
+    """``--level`` as an integer number of hPa (invoke passes text)."""
+    if level is None or level == "":
+        return None
+    try:
+        return int(level)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"--level must be a pressure level in hPa, e.g. 500, not {level!r}"
+        ) from None
+
+
 def parse_lead_time(text, available) -> np.timedelta64:
     """``24h``, ``1d`` or a bare number of hours, checked against the predicted lead times."""
     available = pd.to_timedelta(available)
@@ -586,7 +600,7 @@ def run_evaluate(
     rows = evaluation.metrics_table(
         scored.metrics,
         variables=[variable] if variable else None,
-        levels=[int(level)] if level is not None else None,
+        levels=[_as_level(level)] if level is not None else None,
     )
     if lead_time:
         lead = parse_lead_time(lead_time, scored.predictions["time"].values)
@@ -597,7 +611,8 @@ def run_evaluate(
     validation.check_writable_folder(folder)
     evaluation.write_metrics_json(scored.metrics, folder / "metrics.json")
     evaluation.write_metrics_csv(scored.metrics, folder / "metrics.csv")
-    chart_level = default_level("temperature", scored.predictions["level"].values, None)
+    levels = scored.predictions["level"].values
+    chart_level = default_level("temperature", levels, _as_level(level))
     chart = plotting.plot_rmse_vs_lead_time(
         scored.metrics,
         folder / "rmse_vs_lead_time.png",
@@ -623,7 +638,7 @@ def run_plot(
     validation.check_writable_folder(scored.folder)
     pictures = write_pictures(
         scored.folder, scored.predictions, scored.targets, scored.dataset, scored.metrics,
-        variable or MAP_VARIABLE, None if level is None else int(level), lead_time,
+        variable or MAP_VARIABLE, _as_level(level), lead_time,
     )  # fmt: skip
     log(f"Pictures written to {scored.folder}:\n" + "\n".join(f"  {p.name}" for p in pictures))
     return pictures
@@ -737,6 +752,8 @@ def run_training(
     if iterations < 1:
         raise InputError(f"--iterations must be at least 1, not {iterations}")
     learning_rate = _positive_number(learning_rate, "--learning-rate")
+    if params and random:
+        raise InputError("--params and --random exclude each other: keep one")
     if resume and (params or random):
         raise InputError(
             "--resume continues the checkpoint named by --output: drop --params/--random"
