@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -34,7 +33,6 @@ class OfficialBundle:
         import jax
         import xarray as xr
 
-        from graphcast_zero import data
         from graphcast_zero.checkpoint import load_checkpoint
         from graphcast_zero.statistics import load_statistics
 

@@ -81,7 +81,10 @@ def test_round_trip_in_memory_keeps_optional_field_and_tuples():
 def test_missing_optional_field_becomes_none(official):
     flat = ckpt.checkpoint_to_flat_dict(official)
     assert "model_config:mesh2grid_edge_normalization_factor" not in flat
-    assert ckpt.checkpoint_from_flat_dict(flat).model_config.mesh2grid_edge_normalization_factor is None
+    assert (
+        ckpt.checkpoint_from_flat_dict(flat).model_config.mesh2grid_edge_normalization_factor
+        is None
+    )
 
 
 def test_truncated_file_is_a_clear_error(tmp_path):

@@ -71,7 +71,9 @@ def _worst_agreement(case: Case, precision: str, reference_file: str) -> tuple[f
     official = xr.load_dataset(case.reference / reference_file)
     worst, mean = 0.0, 0.0
     for name in official.data_vars:
-        difference = np.abs(ours[name].transpose(*official[name].dims).values - official[name].values)
+        difference = np.abs(
+            ours[name].transpose(*official[name].dims).values - official[name].values
+        )
         sigma = float(official[name].std())
         worst = max(worst, difference.max() / sigma)
         mean = max(mean, difference.mean() / sigma)
@@ -94,7 +96,9 @@ def test_float32_loss_and_gradients(case):
     predictor = case.predictor("float32")
     _, (inputs, targets, forcings) = case.arrays(steps=1)
     (loss, diagnostics), grads = jax.jit(
-        lambda p: training.loss_and_grads(predictor, p, predictor.constants(), inputs, targets, forcings)
+        lambda p: training.loss_and_grads(
+            predictor, p, predictor.constants(), inputs, targets, forcings
+        )
     )(case.params)
     expected = case.loss["train_1step_float32"]
     assert float(loss) == pytest.approx(expected["loss"], rel=1e-5)

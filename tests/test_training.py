@@ -67,13 +67,19 @@ def test_error_of_one_everywhere_gives_unit_loss_per_variable():
 
 @pytest.fixture(scope="module")
 def tiny():
-    dataset = xr.load_dataset(FIXTURE_DATASET).isel(lat=slice(None, None, 3), lon=slice(None, None, 2))
+    dataset = xr.load_dataset(FIXTURE_DATASET).isel(
+        lat=slice(None, None, 3), lon=slice(None, None, 2)
+    )
     lat, lon = dataset.lat.values, dataset.lon.values
     predictor = build_predictor(
         TINY, TASK_13, load_statistics(OFFICIAL / "stats"), lat, lon, precision="float32"
     )
-    params = jax.tree.map(jnp.asarray, init_params(TINY, TASK_13, lat, lon, seed=1, graphs=predictor.graphs))
-    inputs, targets, forcings = data.extract_inputs_targets_forcings(dataset, TASK_13, slice("6h", "12h"))
+    params = jax.tree.map(
+        jnp.asarray, init_params(TINY, TASK_13, lat, lon, seed=1, graphs=predictor.graphs)
+    )
+    inputs, targets, forcings = data.extract_inputs_targets_forcings(
+        dataset, TASK_13, slice("6h", "12h")
+    )
     arrays = tuple(data.dataset_to_arrays(d) for d in (inputs, targets, forcings))
     return predictor, params, arrays
 
@@ -87,7 +93,9 @@ def test_optimizer_steps_reduce_the_loss(tiny):
     constants = predictor.constants()
     losses = []
     for _ in range(4):
-        params, opt_state, loss, diagnostics = step(params, opt_state, constants, inputs, targets, forcings)
+        params, opt_state, loss, diagnostics = step(
+            params, opt_state, constants, inputs, targets, forcings
+        )
         losses.append(float(loss))
     assert all(np.isfinite(losses))
     assert losses[-1] < losses[0]

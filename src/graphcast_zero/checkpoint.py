@@ -195,7 +195,9 @@ def load_checkpoint(path: Union[str, os.PathLike]) -> Checkpoint:
         with np.load(path, allow_pickle=False) as archive:
             flat = {key: archive[key] for key in archive.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
-        reason = "truncated or corrupt" if zipfile.is_zipfile(path) or path.stat().st_size else "empty"
+        reason = (
+            "truncated or corrupt" if zipfile.is_zipfile(path) or path.stat().st_size else "empty"
+        )
         raise CheckpointError(f"{path}: checkpoint is {reason} ({error}); {refetch}") from None
     if not any(key.startswith("params" + _SEPARATOR) for key in flat):
         raise CheckpointError(

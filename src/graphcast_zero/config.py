@@ -33,7 +33,12 @@ ATMOSPHERIC_VARIABLES = (
     "vertical_velocity",
     "specific_humidity",
 )
-PROGRESS_FEATURES = ("year_progress_sin", "year_progress_cos", "day_progress_sin", "day_progress_cos")
+PROGRESS_FEATURES = (
+    "year_progress_sin",
+    "year_progress_cos",
+    "day_progress_sin",
+    "day_progress_cos",
+)
 FORCING_VARIABLES = (TOA_RADIATION, *PROGRESS_FEATURES)
 STATIC_VARIABLES = ("geopotential_at_surface", "land_sea_mask")
 TARGET_VARIABLES = SURFACE_TARGETS + ATMOSPHERIC_VARIABLES
@@ -91,8 +96,10 @@ class ModelConfig:
 
 
 def _task(levels: tuple[int, ...], precipitation_input: bool) -> TaskConfig:
-    inputs = TARGET_VARIABLES if precipitation_input else tuple(
-        name for name in TARGET_VARIABLES if name != PRECIPITATION
+    inputs = (
+        TARGET_VARIABLES
+        if precipitation_input
+        else tuple(name for name in TARGET_VARIABLES if name != PRECIPITATION)
     )
     return TaskConfig(
         input_variables=inputs + FORCING_VARIABLES + STATIC_VARIABLES,

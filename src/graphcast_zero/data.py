@@ -124,7 +124,9 @@ def variable_to_array(variable: xr.DataArray, num_lat: int, num_lon: int) -> np.
             variable = variable.expand_dims(dim)
     if "lat" not in variable.dims or "lon" not in variable.dims:
         shape = {"lat": num_lat, "lon": num_lon}
-        variable = variable.expand_dims({d: shape[d] for d in ("lat", "lon") if d not in variable.dims})
+        variable = variable.expand_dims(
+            {d: shape[d] for d in ("lat", "lon") if d not in variable.dims}
+        )
     if "level" not in variable.dims:
         variable = variable.expand_dims("level", axis=-1)
     extra = set(variable.dims) - {"batch", "time", "lat", "lon", "level"}

@@ -103,7 +103,7 @@ class Predictor:
         frames, start = {}, 0
         for name in sorted(self.task_config.target_variables):
             width = int(np.size(self._scale_for(name)))
-            frames[name] = outputs[:, None, :, :, start:start + width]
+            frames[name] = outputs[:, None, :, :, start : start + width]
             start += width
         return frames
 

@@ -69,7 +69,9 @@ def _pad_steps(forcings: dict[str, np.ndarray], steps: int) -> dict[str, np.ndar
     have = next(iter(forcings.values())).shape[1]
     if have == steps:
         return forcings
-    return {n: np.concatenate([v] + [v[:, -1:]] * (steps - have), axis=1) for n, v in forcings.items()}
+    return {
+        n: np.concatenate([v] + [v[:, -1:]] * (steps - have), axis=1) for n, v in forcings.items()
+    }
 
 
 def predict(
@@ -101,7 +103,7 @@ def predict(
     state = {n: jnp.asarray(v) for n, v in inputs.items()}
     pieces: list[dict[str, np.ndarray]] = []
     for start in range(0, total, chunk):
-        piece = {n: v[:, start:start + chunk] for n, v in forcings.items()}
+        piece = {n: v[:, start : start + chunk] for n, v in forcings.items()}
         done = next(iter(piece.values())).shape[1]
         state, predictions = run(params, constants, state, _pad_steps(piece, chunk))
         pieces.append({n: np.asarray(v[:, :done]) for n, v in predictions.items()})

@@ -79,10 +79,10 @@ class Linear(hk.Module):
         w, b = self._params(sum(part.shape[-1] for part in parts), dtype)
         total = None
         start = 0
-        for part, gather in zip(parts, gathers):
+        for part, gather in zip(parts, gathers, strict=True):
             width = part.shape[-1]
             projected = jnp.dot(
-                part, w[start:start + width], preferred_element_type=jnp.float32
+                part, w[start : start + width], preferred_element_type=jnp.float32
             )  # [rows_i, batch, out]
             start += width
             if gather is not None:
@@ -230,7 +230,9 @@ class TypedGraphNetwork(hk.Module):
         new_nodes = {}
         for node_set in self.node_sets:
             received = [
-                self._aggregate(new_edges[name], structure[name].receivers, nodes[node_set].shape[0])
+                self._aggregate(
+                    new_edges[name], structure[name].receivers, nodes[node_set].shape[0]
+                )
                 for name in self.edge_sets
                 if structure[name].receiver_set == node_set
             ]

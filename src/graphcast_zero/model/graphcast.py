@@ -231,7 +231,9 @@ def init_params(
         params[module] = {}
         for name, leaf in sorted(leaves.items()):
             if name == "w":
-                params[module][name] = _truncated_normal(rng, leaf.shape, 1 / np.sqrt(leaf.shape[0]))
+                params[module][name] = _truncated_normal(
+                    rng, leaf.shape, 1 / np.sqrt(leaf.shape[0])
+                )
             elif name == "scale":
                 params[module][name] = np.ones(leaf.shape, np.float32)
             else:  # biases and LayerNorm offsets
