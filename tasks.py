@@ -51,11 +51,6 @@ def data_paths(c, data_dir: str | None) -> DataPaths:
     return resolve_data_dir(data_dir, config_value=c.config.get("data_dir"))
 
 
-def not_built(name: str, issue: int) -> None:
-    """Stops a task whose implementation has not landed yet."""
-    raise Exit(f"{name} is not built yet (issue {issue})", code=2)
-
-
 @gz_task(
     help={
         "data_dir": DATA_DIR_HELP,

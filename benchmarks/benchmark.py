@@ -73,7 +73,9 @@ def example(name: str, steps: int):
     from graphcast_zero.statistics import load_statistics
 
     model, task, resolution = configs(name)
-    dataset = demo.make_example_dataset(resolution=resolution, steps=steps, levels=13, seed=0)
+    dataset = demo.make_example_dataset(
+        resolution=resolution, steps=steps, levels=len(task.pressure_levels), seed=0
+    )
     lat, lon = dataset.lat.values, dataset.lon.values
     params = init_params(model, task, lat, lon, seed=0)
     return model, task, dataset, load_statistics(STATS_DIR), params

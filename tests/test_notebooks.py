@@ -142,3 +142,13 @@ def test_notebooks_run_headless_on_the_demo_bundle(tmp_path, monkeypatch):
         assert len(losses) == 4 and losses[0] == pytest.approx(loss, rel=1e-3)
         assert losses[-1] < losses[0]  # three AdamW steps on one batch lower its loss
     assert len(list((data_dir / "params").glob("*.npz"))) == 1  # written once, then reused
+
+
+def test_notebooks_are_what_the_generator_writes(tmp_path):
+    # Both notebooks come from scripts/notebooks: an edit made to one notebook only is caught here.
+    (tmp_path / "notebooks").mkdir()
+    generator = NOTEBOOKS_DIR.parent / "scripts" / "notebooks" / "make_notebooks.py"
+    subprocess.run([sys.executable, str(generator), str(tmp_path)], check=True, capture_output=True)
+    for name in ("graphcast_tutorial.ipynb", "graphcast_tutorial_zh.ipynb"):
+        written = (tmp_path / "notebooks" / name).read_text(encoding="utf-8")
+        assert written == (NOTEBOOKS_DIR / name).read_text(encoding="utf-8"), name

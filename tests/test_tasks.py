@@ -71,14 +71,6 @@ def _data_folder_in(report: str) -> str:
     return re.search(r"data folder (\S+)", report).group(1)
 
 
-def _not_built_tasks() -> list[str]:
-    collection = Collection.from_module(load_tasks())
-    return sorted(
-        name
-        for name, task in collection.tasks.items()
-        if "not_built(" in inspect.getsource(inspect.unwrap(task.body))
-    )
-
 
 # ------------------------------------------------------------------------------ the task list
 
@@ -105,14 +97,6 @@ def test_help_output(run_invoke):
     code, out, _ = run_invoke("--help", "fetch-data")
     assert code == 0
     assert "--model" in out and "--source" in out and "small" in out
-
-
-@pytest.mark.parametrize("name", _not_built_tasks())
-def test_unbuilt_tasks_say_so_and_exit_non_zero(name, run_invoke, tmp_path):
-    code, out, err = run_invoke(name)
-    assert code == 2
-    assert out == "" and re.fullmatch(rf"{name} is not built yet \(issue \d+\)\n", err)
-    assert not (tmp_path / "data").exists()
 
 
 def test_library_errors_end_in_one_line_without_traceback(run_invoke):
