@@ -71,7 +71,6 @@ def _data_folder_in(report: str) -> str:
     return re.search(r"data folder (\S+)", report).group(1)
 
 
-
 # ------------------------------------------------------------------------------ the task list
 
 

@@ -322,7 +322,7 @@ def test_a_failure_while_writing_leaves_no_run_folder(forecast, monkeypatch):
     def broken(*args, **kwargs):
         raise InputError("disk full")
 
-    monkeypatch.setattr(workflow, "write_pictures", broken)
+    monkeypatch.setattr(workflow.inference, "write_pictures", broken)
     before = sorted(p.name for p in paths.outputs.iterdir())
     with pytest.raises(InputError, match="disk full"):
         workflow.run_inference(paths, run_name="broken", progress=False, log=lambda _: None)

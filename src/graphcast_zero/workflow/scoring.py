@@ -1,0 +1,271 @@
+"""Scoring and drawing finished runs: find the predictions, score them, write tables and pictures.
+
+Also parses the ``--level`` and ``--lead-time`` options that choose what to show.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from graphcast_zero import evaluation, validation
+from graphcast_zero.config import ATMOSPHERIC_VARIABLES, TaskConfig
+from graphcast_zero.errors import InputError
+from graphcast_zero.paths import DataPaths
+from graphcast_zero.workflow.files import (
+    PREDICTIONS,
+    RUN_INFO,
+    Log,
+    PathLike,
+    forecast_window,
+    newest_run,
+)
+
+MAP_VARIABLE = "2m_temperature"
+CHART_LEVEL = 500
+
+
+# ------------------------------------------------------------------------------------- pictures
+
+
+def default_level(variable: str, levels, level: Optional[int]) -> Optional[int]:
+    """The level to draw: none for surface variables, else ``level`` or 500 hPa (or the first)."""
+    levels = [int(v) for v in levels]
+    if variable not in ATMOSPHERIC_VARIABLES:
+        if level is not None:
+            raise InputError(f"{variable} is a surface variable: drop --level")
+        return None
+    if level is None:
+        return CHART_LEVEL if CHART_LEVEL in levels else levels[0]
+    if int(level) not in levels:
+        raise InputError(f"no level {level} hPa for {variable}: choose one of {levels}")
+    return int(level)
+
+
+def _as_level(level) -> Optional[int]:
+    """``--level`` as an integer number of hPa (invoke passes text)."""
+    if level is None or level == "":
+        return None
+    try:
+        return int(level)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"--level must be a pressure level in hPa, e.g. 500, not {level!r}"
+        ) from None
+
+
+def parse_lead_time(text, available) -> np.timedelta64:
+    """``24h``, ``1d`` or a bare number of hours, checked against the predicted lead times."""
+    available = pd.to_timedelta(available)
+    if text is None or text == "":
+        return available[-1].to_timedelta64()
+    try:
+        value = (
+            pd.Timedelta(hours=float(text))
+            if str(text).replace(".", "").isdigit()
+            else pd.Timedelta(text)
+        )
+    except ValueError:
+        value = None
+    if value is None or value not in available:
+        hours = ", ".join(f"{int(t / pd.Timedelta(hours=1))}h" for t in available)
+        raise InputError(
+            f"--lead-time {text!r} is not a predicted lead time: choose one of {hours}"
+        )
+    return value.to_timedelta64()
+
+
+def _field(dataset: xr.Dataset, variable: str, level: Optional[int]) -> xr.DataArray:
+    field = (
+        dataset[variable].isel(batch=0) if "batch" in dataset[variable].dims else dataset[variable]
+    )
+    return field.sel(level=level) if level is not None else field
+
+
+def write_pictures(
+    folder: Path,
+    predictions: xr.Dataset,
+    targets: xr.Dataset,
+    dataset: xr.Dataset,
+    metrics: evaluation.Evaluation,
+    variable: str = MAP_VARIABLE,
+    level: Optional[int] = None,
+    lead_time=None,
+) -> list[Path]:
+    """A prediction/target/difference map, a GIF over lead times and an RMSE chart."""
+    from graphcast_zero import plotting
+
+    if variable not in predictions:
+        raise InputError(
+            f"no {variable!r} in the predictions: choose one of {list(predictions.data_vars)}"
+        )
+    level = default_level(variable, predictions["level"].values, level)
+    lead = parse_lead_time(lead_time, predictions["time"].values)
+    mask = dataset.get("land_sea_mask")
+    label = variable + (f"_{level}hPa" if level is not None else "")
+    hours = int(pd.Timedelta(lead) / pd.Timedelta(hours=1))
+    pred, true = _field(predictions, variable, level), _field(targets, variable, level)
+    title = f"{variable}" + (f" {level} hPa" if level is not None else "")
+    chart_level = default_level("temperature", predictions["level"].values, None)
+    return [
+        plotting.plot_map(
+            pred.sel(time=lead), true.sel(time=lead), folder / f"map_{label}_{hours}h.png",
+            title=title, land_sea_mask=mask,
+        ),
+        plotting.animate(pred, folder / f"{label}.gif", field_target=true, land_sea_mask=mask, title=title),
+        plotting.plot_rmse_vs_lead_time(metrics, folder / "rmse_vs_lead_time.png", level=chart_level),
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- evaluate and plot
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoredRun:
+    """Predictions of a finished run, the matching targets and last inputs, and the scores."""
+
+    folder: Path
+    predictions: xr.Dataset
+    targets: xr.Dataset
+    dataset: xr.Dataset
+    metrics: evaluation.Evaluation
+
+
+def locate_predictions(
+    paths: DataPaths, run: Optional[str], predictions: Optional[PathLike]
+) -> Path:
+    """``--predictions``, else ``predictions`` in ``--run`` (a name or folder), else the newest run."""
+    if predictions:
+        return Path(predictions)
+    if run:
+        folder = Path(run) if Path(run).is_dir() else paths.outputs / run
+        if not folder.is_dir():
+            raise InputError(f"no run folder {folder}: see `ls {paths.outputs}`")
+        info = _read_run_info(folder)
+        return folder / info.get("predictions", PREDICTIONS)
+    return newest_run(paths) / PREDICTIONS
+
+
+def _read_run_info(folder: Path) -> dict:
+    path = folder / RUN_INFO
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise InputError(f"{path} is not readable JSON: delete it and pass --dataset") from None
+
+
+def score_run(
+    paths: DataPaths,
+    run: Optional[str] = None,
+    predictions: Optional[PathLike] = None,
+    dataset: Optional[PathLike] = None,
+) -> ScoredRun:
+    """Loads a run's predictions and its dataset, and scores them against the targets."""
+    path = locate_predictions(paths, run, predictions)
+    if not path.is_file():
+        raise InputError(f"predictions {path} not found: run `invoke run-inference` first")
+    try:
+        with xr.open_dataset(path) as handle:
+            forecast = handle.load()
+    except Exception as error:
+        raise InputError(
+            f"predictions {path} cannot be read ({type(error).__name__}): run `invoke run-inference` again"
+        ) from None
+    info = _read_run_info(path.parent)
+    source = dataset or info.get("inputs", {}).get("dataset")
+    if not source:
+        raise InputError(f"{path} has no run.json naming its dataset: pass --dataset")
+    frame = validation.open_dataset(source)
+    forecast = forecast.drop_vars("datetime", errors="ignore")
+    task = _scoring_task(forecast, frame, info)
+    validation.check_time_steps(frame, task, forecast.sizes["time"], Path(source).name)
+    inputs, targets, _ = forecast_window(frame, task, forecast.sizes["time"])
+    metrics = evaluation.evaluate(forecast, targets, last_inputs=inputs)
+    return ScoredRun(path.parent, forecast, targets, frame, metrics)
+
+
+def _scoring_task(forecast: xr.Dataset, dataset: xr.Dataset, info: dict) -> TaskConfig:
+    """The variables to score: the predicted ones, with their last input frame where it exists."""
+    names = tuple(str(n) for n in forecast.data_vars)
+    missing = [n for n in names if n not in dataset]
+    if missing:
+        raise InputError(
+            f"the dataset lacks {', '.join(missing)} that the predictions hold: pass --dataset"
+        )
+    return TaskConfig(
+        input_variables=names,
+        target_variables=names,
+        forcing_variables=(),
+        pressure_levels=tuple(int(v) for v in forecast["level"].values),
+        input_duration=info.get("task_config", {}).get("input_duration", "12h"),
+    )
+
+
+def run_evaluate(
+    paths: DataPaths,
+    run: Optional[str] = None,
+    predictions: Optional[PathLike] = None,
+    dataset: Optional[PathLike] = None,
+    variable: Optional[str] = None,
+    level: Optional[int] = None,
+    lead_time=None,
+    log: Log = print,
+) -> ScoredRun:
+    """Scores a run, prints the table (filtered by variable/level/lead time), writes metrics
+    and the RMSE chart beside the predictions."""
+    from graphcast_zero import plotting
+
+    scored = score_run(paths, run, predictions, dataset)
+    rows = evaluation.metrics_table(
+        scored.metrics,
+        variables=[variable] if variable else None,
+        levels=[_as_level(level)] if level is not None else None,
+    )
+    if lead_time:
+        lead = parse_lead_time(lead_time, scored.predictions["time"].values)
+        hours = pd.Timedelta(lead) / pd.Timedelta(hours=1)
+        rows = [row for row in rows if row["lead_time_hours"] == hours]
+    log(evaluation.format_metrics_table(rows))
+    folder = scored.folder
+    validation.check_writable_folder(folder)
+    evaluation.write_metrics_json(scored.metrics, folder / "metrics.json")
+    evaluation.write_metrics_csv(scored.metrics, folder / "metrics.csv")
+    levels = scored.predictions["level"].values
+    chart_level = default_level("temperature", levels, _as_level(level))
+    chart = plotting.plot_rmse_vs_lead_time(
+        scored.metrics,
+        folder / "rmse_vs_lead_time.png",
+        [variable] if variable else None,
+        chart_level,
+    )
+    log(f"Metrics and chart written to {folder} ({chart.name}, metrics.json, metrics.csv)")
+    return scored
+
+
+def run_plot(
+    paths: DataPaths,
+    run: Optional[str] = None,
+    predictions: Optional[PathLike] = None,
+    dataset: Optional[PathLike] = None,
+    variable: Optional[str] = None,
+    level: Optional[int] = None,
+    lead_time=None,
+    log: Log = print,
+) -> list[Path]:
+    """Draws maps (prediction, target, difference), a GIF and the RMSE chart for a run."""
+    scored = score_run(paths, run, predictions, dataset)
+    validation.check_writable_folder(scored.folder)
+    pictures = write_pictures(
+        scored.folder, scored.predictions, scored.targets, scored.dataset, scored.metrics,
+        variable or MAP_VARIABLE, _as_level(level), lead_time,
+    )  # fmt: skip
+    log(f"Pictures written to {scored.folder}:\n" + "\n".join(f"  {p.name}" for p in pictures))
+    return pictures
