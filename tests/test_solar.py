@@ -51,7 +51,9 @@ def test_reproduces_official_values_in_fixture():
     # Measured: max 1.5 J/m² (3e-7 of the largest value), mean 0.09; DeepMind's code run with
     # and without jit differs from itself by 1.5 J/m². Exact float64 arithmetic would be ~40 off.
     assert error.max() <= 4.0
-    assert error.mean() <= 0.3
+    # The mean depends on the XLA version's float32 operation order: 0.09 J/m² with jax 0.10, 0.43
+    # with jax 0.6 (Python 3.10); a float64 implementation is tens of J/m² off at the maximum.
+    assert error.mean() <= 1.0
     np.testing.assert_array_equal(ours.values == 0, official == 0)  # same night side
 
 

@@ -130,3 +130,26 @@ def test_unwritable_output_folder(tmp_path):
     message = one_line_error(validation.check_writable_folder, blocker / "out")
     assert message.startswith(f"output folder {blocker / 'out'} is not writable")
     assert validation.check_writable_folder(tmp_path / "a" / "b").is_dir()
+
+
+def test_open_dataset_decodes_time_stored_as_plain_hours(dataset, tmp_path):
+    # The bucket's 2023 files store `time` as integer hours without the `dtype` attribute that
+    # recent xarray writes; without decode_timedelta=True recent xarray would leave it integer.
+    import netCDF4
+
+    path = tmp_path / "bucket-style.nc"
+    dataset.isel(lat=slice(0, 3), lon=slice(0, 4))[["2m_temperature"]].to_netcdf(path)
+    with netCDF4.Dataset(path, "a") as handle:
+        time = handle["time"]
+        hours = (time[:] * _hours_per_unit(time.units)).astype("int64")
+        for name in time.ncattrs():
+            time.delncattr(name)
+        time.units = "hours"
+        time[:] = hours
+    opened = validation.open_dataset(path)
+    assert np.issubdtype(opened["time"].dtype, np.timedelta64)
+    np.testing.assert_array_equal(opened["time"].values, dataset["time"].values)
+
+
+def _hours_per_unit(units: str) -> float:
+    return {"hours": 1.0, "minutes": 1 / 60, "seconds": 1 / 3600, "nanoseconds": 1 / 3.6e12}[units]

@@ -11,7 +11,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import xarray as xr
 from IPython.display import display
 
 from graphcast_zero import catalog, data, demo, evaluation, fetch, plotting, rollout, training
@@ -21,7 +20,7 @@ from graphcast_zero.errors import InputError
 from graphcast_zero.model.graphcast import describe, init_params, input_frames
 from graphcast_zero.predictor import build_predictor
 from graphcast_zero.statistics import load_statistics
-from graphcast_zero.validation import check_dataset
+from graphcast_zero.validation import check_dataset, open_dataset
 from graphcast_zero.workflow import use_compilation_cache
 
 try:
@@ -136,7 +135,7 @@ params_path = paths.params / model.file_name
 dataset_path = local_dataset(paths, model, STEPS)
 checkpoint = load_checkpoint(params_path)
 statistics = load_statistics(paths.stats)
-dataset = xr.load_dataset(dataset_path)
+dataset = open_dataset(dataset_path)
 task_config = checkpoint.task_config
 # @@check-dataset
 check_dataset(dataset, dataset_path.name, checkpoint.model_config, task_config, STEPS)

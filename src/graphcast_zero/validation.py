@@ -39,7 +39,9 @@ def open_dataset(path: PathLike) -> xr.Dataset:
     if not path.is_file():
         raise InputError(f"dataset {path} not found: run `invoke fetch-data` or pass --dataset")
     try:
-        with xr.open_dataset(path) as dataset:
+        # The bucket's files (written in 2023) store `time` as hours with no dtype attribute;
+        # recent xarray decodes such a variable as a timedelta only when asked to.
+        with xr.open_dataset(path, decode_timedelta=True) as dataset:
             return dataset.load()
     except Exception as error:  # netCDF4, h5netcdf and scipy raise many types for a bad file
         raise InputError(

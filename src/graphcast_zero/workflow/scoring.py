@@ -173,7 +173,7 @@ def score_run(
     if not path.is_file():
         raise InputError(f"predictions {path} not found: run `invoke run-inference` first")
     try:
-        with xr.open_dataset(path) as handle:
+        with xr.open_dataset(path, decode_timedelta=True) as handle:
             forecast = handle.load()
     except Exception as error:
         raise InputError(
