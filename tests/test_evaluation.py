@@ -302,17 +302,6 @@ def test_read_metrics_json_rejects_other_files(tmp_path):
         evaluation.read_metrics_json(path)
 
 
-def test_atomic_path_keeps_the_old_file_when_a_write_fails(tmp_path):
-    path = tmp_path / "metrics.json"
-    path.write_text("old")
-    with pytest.raises(RuntimeError):
-        with evaluation.atomic_path(path) as temporary:
-            temporary.write_text("partial")
-            raise RuntimeError("disk full")
-    assert path.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
-
-
 def test_atomic_path_reports_an_unusable_folder(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import typing
 import zipfile
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from typing import Any, BinaryIO, Union
 
 import numpy as np
 
+from graphcast_zero.atomic import atomic_path
 from graphcast_zero.config import ModelConfig, TaskConfig
 from graphcast_zero.errors import CheckpointError
 
@@ -80,28 +80,15 @@ def save_checkpoint(checkpoint: Checkpoint, path: Union[str, os.PathLike]) -> Pa
 
     Args:
       checkpoint: what to save.
-      path: the final ``.npz`` path; its folder must exist.
+      path: the final ``.npz`` path.
 
     Returns:
       The path written.
     """
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write_checkpoint(checkpoint, file)
-        os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp creates files private (0600)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary, open(temporary, "wb") as file:
+        write_checkpoint(checkpoint, file)
     return path
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _unflatten(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:

@@ -12,7 +12,6 @@ Everything is seeded and labelled SYNTHETIC; nothing here is ERA5.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Optional
@@ -21,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from graphcast_zero import config
+from graphcast_zero.atomic import atomic_path
 from graphcast_zero.catalog import DEMO_MODEL
 from graphcast_zero.errors import InputError
 from graphcast_zero.paths import STATS_FILES, DataPaths
@@ -358,12 +358,8 @@ def _is_synthetic(path: Path) -> bool:
 
 
 def _write_netcdf(dataset: xr.Dataset, path: Path) -> Path:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as temporary:
         dataset.to_netcdf(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
     return path
 
 

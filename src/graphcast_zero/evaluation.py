@@ -10,13 +10,10 @@ at the end save the scores as JSON or CSV rows, atomically.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import json
-import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -24,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from graphcast_zero.atomic import atomic_path
 from graphcast_zero.errors import InputError
 
 AVERAGED_DIMS = ("batch", "lat", "lon")
@@ -297,36 +295,6 @@ def read_metrics_json(path) -> Evaluation:
         if any(array.notnull().any() for array in per_variable.values()):
             scores[field] = xr.Dataset({k: v for k, v in per_variable.items() if v.notnull().any()})
     return Evaluation(**scores)
-
-
-@contextlib.contextmanager
-def atomic_path(path) -> Iterator[Path]:
-    """Yields a temporary file beside ``path`` (same suffix) that replaces ``path`` on success.
-
-    The folder is created if needed. On any error the temporary file is removed, so a failed
-    write leaves neither a partial file nor the previous one changed.
-
-    Raises:
-      InputError: when the folder cannot be created or written to.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(
-            prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
-        )
-    except OSError as error:
-        raise InputError(
-            f"{path}: cannot write there ({error.strerror}); choose a writable folder"
-        ) from None
-    os.close(handle)
-    temporary = Path(name)
-    try:
-        yield temporary
-        os.chmod(temporary, 0o644)  # mkstemp creates 0600; results should be readable like any file
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _checked(

@@ -16,8 +16,9 @@ from typing import Optional
 import numpy as np
 import xarray as xr
 
+from graphcast_zero.atomic import atomic_path
 from graphcast_zero.errors import InputError
-from graphcast_zero.evaluation import Evaluation, atomic_path
+from graphcast_zero.evaluation import Evaluation
 
 FIELD_CMAP = "viridis"
 DIFFERENCE_CMAP = "RdBu_r"

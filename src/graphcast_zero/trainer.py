@@ -22,8 +22,8 @@ import xarray as xr
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from graphcast_zero import data, training
+from graphcast_zero.atomic import atomic_path
 from graphcast_zero.errors import InputError
-from graphcast_zero.evaluation import atomic_path
 from graphcast_zero.model.graphcast import input_frames
 from graphcast_zero.predictor import Predictor
 

@@ -21,7 +21,8 @@ from typing import Optional, Union
 
 import xarray as xr
 
-from graphcast_zero import catalog, data, evaluation, validation
+from graphcast_zero import catalog, data, validation
+from graphcast_zero.atomic import atomic_path
 from graphcast_zero.checkpoint import Checkpoint, load_checkpoint
 from graphcast_zero.config import TaskConfig
 from graphcast_zero.errors import InputError
@@ -190,13 +191,13 @@ def staged_folder(final: Path) -> Iterator[Path]:
 
 def write_netcdf(dataset: xr.Dataset, path: Path) -> Path:
     """Writes NetCDF through a temporary name and a rename."""
-    with evaluation.atomic_path(path) as temporary:
+    with atomic_path(path) as temporary:
         dataset.to_netcdf(temporary)
     return path
 
 
 def write_json(payload: dict, path: Path) -> Path:
-    with evaluation.atomic_path(path) as temporary:
+    with atomic_path(path) as temporary:
         temporary.write_text(json.dumps(payload, indent=1, default=str) + "\n", encoding="utf-8")
     return path
 
