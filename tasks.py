@@ -28,6 +28,10 @@ LINT_PATHS = ("src", "tests", "tasks.py", "benchmarks")
 DATA_DIR_HELP = (
     "data folder (default: $GRAPHCAST_DATA_DIR, else invoke.yaml's data_dir, else ./data)"
 )
+PRECISION_HELP = (
+    "auto (bfloat16 on a GPU, as published; float32 on a CPU, where it is faster), bfloat16 "
+    "or float32"
+)
 
 
 def gz_task(**task_options):
@@ -115,13 +119,13 @@ def fetch_data(
         "stats_dir": "folder with the three statistics files (default: <data>/stats)",
         "steps": "number of 6-hour forecast steps (0: every target in the dataset)",
         "output": "predictions .nc to write (default: <data>/outputs/<run>/predictions.nc)",
-        "precision": "bfloat16 (as published) or float32",
+        "precision": PRECISION_HELP,
         "data_dir": DATA_DIR_HELP,
         "run_name": "name of the run folder under <data>/outputs (default: time and model)",
     }
 )
 def run_inference(
-    c, params=None, dataset=None, stats_dir=None, steps=0, output=None, precision="bfloat16",
+    c, params=None, dataset=None, stats_dir=None, steps=0, output=None, precision="auto",
     data_dir=None, run_name=None,
 ):  # fmt: skip
     """Run a GraphCast forecast and write predictions, metrics and pictures."""
@@ -145,7 +149,7 @@ def run_inference(
         "learning_rate": "AdamW learning rate (1e-3 suits random weights; ~1e-5 to fine-tune)",
         "resume": "continue the checkpoint at --output (default: the newest trained one)",
         "batch_size": "time windows per iteration (default: one per device)",
-        "precision": "bfloat16 (as published) or float32",
+        "precision": PRECISION_HELP,
         "mesh_size": "--random: mesh refinements",
         "latent_size": "--random: latent width",
         "gnn_msg_steps": "--random: message-passing steps on the mesh",
@@ -156,7 +160,7 @@ def run_inference(
 def run_training(
     c, params=None, random=False, dataset=None, steps=1, iterations=10, output=None,
     data_dir=None, stats_dir=None, learning_rate="1e-3", resume=False, batch_size=0,
-    precision="bfloat16", mesh_size=4, latent_size=32, gnn_msg_steps=4, hidden_layers=1, levels=13,
+    precision="auto", mesh_size=4, latent_size=32, gnn_msg_steps=4, hidden_layers=1, levels=13,
 ):  # fmt: skip
     """Train GraphCast for a few iterations and save a checkpoint in the official format."""
     from graphcast_zero import workflow

@@ -175,12 +175,15 @@ def test_run_json_records_inputs_versions_device_and_timings(forecast):
     info = json.loads((result.run_dir / "run.json").read_text())
     assert info["inputs"]["params"] == str(paths.params / PARAMS_NAME)
     assert info["inputs"]["dataset"] == str(paths.dataset / DATASET_NAME)
-    assert info["steps"] == 4 and info["precision"] == "bfloat16"
+    # The default precision, auto, is float32 on a CPU.
+    assert info["steps"] == 4 and info["precision"] == "float32"
     assert info["model_config"]["mesh_size"] == 3 and info["task_config"]["input_duration"] == "12h"
     assert {"jax", "dm-haiku", "xarray", "graphcast-zero"} <= set(info["versions"])
     assert info["device"]["platform"] == "cpu"
     timings = info["timings"]
     assert timings["graph_build_s"] > 0 and timings["compile_and_first_chunk_s"] > 0
+    assert timings["graphs_from_cache"] is False  # first run on this grid: built, then saved
+    assert len(list((paths.cache / "graphs").glob("graphs-mesh3-46x90-*.npz"))) == 1
     assert 0 < timings["per_step_s"] < timings["total_s"]
 
 
@@ -295,6 +298,7 @@ BAD_INPUTS = {
         "checkpoint is truncated or corrupt",
     ),
     "too few time steps": (lambda p: None, {"steps": 5}, "use --steps 4"),
+    "unknown precision": (lambda p: None, {"precision": "half"}, "auto, bfloat16, float32"),
     "unwritable output": (
         lambda p: (p.root / "blocker").write_text(""),
         {"output": "blocker/out/p.nc"},
@@ -403,6 +407,7 @@ def test_trained_checkpoint_loads_and_forecasts(trained, forecast):
     shutil.copy(FIXTURE_DATASET, paths.dataset / DATASET_NAME)  # back to 4 steps
     run = workflow.run_inference(paths, params=result.checkpoint_path, run_name="after",
                                  progress=False, log=lambda _: None)  # fmt: skip
+    assert run.timings["graphs_from_cache"]  # training on this grid saved them
     untrained = forecast[1].predictions["2m_temperature"].values
     assert not np.allclose(run.predictions["2m_temperature"].values, untrained)
     info = json.loads((result.checkpoint_path.parent / "training.json").read_text())

@@ -18,7 +18,7 @@ from graphcast_zero import paths as data_paths
 from graphcast_zero.checkpoint import load_checkpoint
 from graphcast_zero.errors import InputError
 from graphcast_zero.model.graphcast import describe, init_params, input_frames
-from graphcast_zero.predictor import build_predictor
+from graphcast_zero.predictor import build_predictor, resolve_precision
 from graphcast_zero.statistics import load_statistics
 from graphcast_zero.validation import check_dataset, open_dataset
 from graphcast_zero.workflow import use_compilation_cache
@@ -51,7 +51,7 @@ weights_choice = choice("Weights:", ["checkpoint", "random"], "checkpoint")
 steps_choice = choice("Forecast steps (6 h each):", [1, 2, 3, 4, 8], 2)
 # @@precision
 precision_choice = choice(
-    "Precision:", ["bfloat16", "float32"], "float32" if jax.default_backend() == "cpu" else "bfloat16"
+    "Precision:", ["bfloat16", "float32"], resolve_precision("auto")  # float32 on a CPU
 )
 missing_choice = choice(
     "When the model's files are missing:",

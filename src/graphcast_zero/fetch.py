@@ -96,7 +96,7 @@ def safe_destination(paths: DataPaths, entry: cat.Entry) -> Path:
 
 
 def _record_path(paths: DataPaths, entry: cat.Entry) -> Path:
-    return paths.root / "cache" / "verified" / entry.kind / f"{entry.file_name}.txt"
+    return paths.cache / "verified" / entry.kind / f"{entry.file_name}.txt"
 
 
 def _record(path: Path, entry: cat.Entry) -> str:

@@ -40,6 +40,11 @@ class DataPaths:
     def outputs(self) -> Path:
         return self.root / "outputs"
 
+    @property
+    def cache(self) -> Path:
+        """Rebuildable files: compiled programs (``jax``) and graphs (``graphs``)."""
+        return self.root / "cache"
+
     def folders(self) -> tuple[Path, ...]:
         """The payload folders, in the order they are created."""
         return tuple(self.root / name for name in PAYLOAD_FOLDERS)

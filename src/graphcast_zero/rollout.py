@@ -43,7 +43,8 @@ def rollout_scan(
     Args:
       predictor: the model.
       params: haiku parameters.
-      constants: ``predictor.constants()``.
+      constants: ``predictor.constants()`` or ``predictor.prepare(params, ...)`` of it; the
+        step-independent terms are computed once, before the scan, when not already there.
       inputs: every input variable, [batch, frames, lat, lon, channels].
       forcings: every forcing variable at the target times, [batch, steps, lat, lon, channels].
       remat: recompute each step's activations in the backward pass (saves memory).
@@ -52,6 +53,7 @@ def rollout_scan(
       (final inputs, predictions), predictions per target [batch, steps, lat, lon, channels].
     """
     static, dynamic = _split_static(predictor, inputs)
+    constants = predictor.prepare(params, constants)
 
     def step(carry, forcing):
         predictions = predictor.one_step(params, constants, {**static, **carry}, forcing)
@@ -99,7 +101,8 @@ def predict(
     chunk = min(chunk_steps or total, total)
     donate = () if jax.default_backend() == "cpu" else (2,)  # CPU cannot donate buffers
     run = jax.jit(functools.partial(rollout_scan, predictor), donate_argnums=donate)
-    constants = predictor.constants()
+    # Computed once for every chunk: the encoded edges depend only on parameters and graph.
+    constants = jax.jit(predictor.prepare)(params, predictor.constants())
     state = {n: jnp.asarray(v) for n, v in inputs.items()}
     pieces: list[dict[str, np.ndarray]] = []
     for start in range(0, total, chunk):

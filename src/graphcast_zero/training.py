@@ -104,7 +104,7 @@ def loss_and_diagnostics(
     Args:
       predictor: the model.
       params: haiku parameters (float32).
-      constants: ``predictor.constants()``.
+      constants: ``predictor.constants()`` (not prepared: the parameters are what changes).
       inputs: every input variable, [batch, frames, lat, lon, channels].
       targets: every target variable, [batch, steps, lat, lon, channels].
       forcings: every forcing variable at the target times, [batch, steps, lat, lon, channels].
@@ -116,6 +116,8 @@ def loss_and_diagnostics(
     weights = loss_weights(predictor)
     dtype = predictor.compute_dtype
     static, dynamic = _split_static(predictor, inputs)
+    # Once per loss, not per step; gradients flow through it to the edge encoders.
+    constants = predictor.prepare(params, constants)
 
     def step(carry, target_and_forcing):
         target, forcing = target_and_forcing

@@ -30,7 +30,8 @@ class EdgeSetInputs:
       receiver_set: name of the node set the edges enter.
       senders: [num_edges] int32 indices into the sender node set.
       receivers: [num_edges] int32 indices into the receiver node set.
-      features: [num_edges, batch, edge_features] raw edge features.
+      features: [num_edges, 1, edge_features] raw edge features (the same for every batch
+        element, so computed once and broadcast).
     """
 
     sender_set: str
@@ -40,12 +41,26 @@ class EdgeSetInputs:
     features: jax.Array
 
 
+@dataclasses.dataclass(frozen=True)
+class Product:
+    """One part of a concatenated input, already multiplied by its rows of a Linear's weight.
+
+    Attributes:
+      value: [rows, batch, output_size] float32 partial product (no bias).
+      width: how many input columns the part had, so the Linear can place the other parts.
+    """
+
+    value: jax.Array
+    width: int
+
+
 class Linear(hk.Module):
     """``x @ w + b`` with haiku's ``hk.Linear`` parameters (``w`` [in, out], ``b`` [out]).
 
     Besides a plain call, it can apply its weight to the concatenation of several inputs without
     building the concatenation: each input meets its own rows of ``w``, optionally after a
-    gather. Edge updates use this to project node latents once per node instead of once per edge.
+    gather. Edge updates use this to project node latents once per node instead of once per edge,
+    and to reuse the product of inputs that do not change between forecast steps.
     """
 
     def __init__(self, output_size: int, name: str):
@@ -62,31 +77,44 @@ class Linear(hk.Module):
         w, b = self._params(x.shape[-1], x.dtype)
         return jnp.dot(x, w) + b
 
+    def part_product(self, part: jax.Array, index: int, widths: Sequence[int]) -> Product:
+        """``part`` times the rows of ``w`` that input ``index`` of a concatenation meets.
+
+        Args:
+          part: [rows, batch, widths[index]].
+          index: which input of the concatenation ``part`` is.
+          widths: the widths of every input of the concatenation, in order.
+        """
+        w, _ = self._params(sum(widths), part.dtype)
+        start = sum(widths[:index])
+        product = jnp.dot(
+            part, w[start : start + widths[index]], preferred_element_type=jnp.float32
+        )  # [rows, batch, out]
+        return Product(product, widths[index])
+
     def apply_to_concatenation(
-        self, parts: Sequence[jax.Array], gathers: Sequence[Optional[jax.Array]]
+        self,
+        parts: Sequence[jax.Array | Product],
+        gathers: Sequence[Optional[jax.Array]],
     ) -> jax.Array:
         """Equals ``self(concat([p[g] for p, g in zip(parts, gathers)], -1))``.
 
         Args:
-          parts: arrays [rows_i, batch, width_i] sharing a dtype.
+          parts: arrays [rows_i, batch, width_i] sharing a dtype, or their ``Product``s.
           gathers: per part, None (rows used as they are) or [num_out_rows] int indices.
 
         Returns:
           [num_out_rows, batch, output_size]. Partial products accumulate in float32 so that
           bfloat16 rounding happens once, as in a single matmul.
         """
-        dtype = parts[0].dtype
-        w, b = self._params(sum(part.shape[-1] for part in parts), dtype)
+        dtype = next(p.dtype for p in parts if not isinstance(p, Product))
+        widths = [p.width if isinstance(p, Product) else p.shape[-1] for p in parts]
+        _, b = self._params(sum(widths), dtype)
         total = None
-        start = 0
-        for part, gather in zip(parts, gathers, strict=True):
-            width = part.shape[-1]
-            projected = jnp.dot(
-                part, w[start : start + width], preferred_element_type=jnp.float32
-            )  # [rows_i, batch, out]
-            start += width
-            if gather is not None:
-                projected = projected[gather]
+        for index, (part, gather) in enumerate(zip(parts, gathers, strict=True)):
+            if not isinstance(part, Product):
+                part = self.part_product(part, index, widths)
+            projected = part.value if gather is None else part.value[gather]
             total = projected if total is None else total + projected
         return (total + b.astype(jnp.float32)).astype(dtype)
 
@@ -134,6 +162,11 @@ class _Update:
 class TypedGraphNetwork(hk.Module):
     """Encode-process-decode on a graph with named node sets and edge sets.
 
+    The edge encoder sees only the graph's structural features, so its output (and, with
+    ``gather_first_layer``, that output's share of the first message step's edge MLP) depends on
+    the parameters and the graph alone. ``static_edges`` computes those terms; a forecast computes
+    them once and passes them to every step.
+
     Args:
       name: the haiku module name (``grid2mesh_gnn``, ``mesh_gnn`` or ``mesh2grid_gnn``).
       node_sets: node set names, in the order their updates are built.
@@ -172,6 +205,7 @@ class TypedGraphNetwork(hk.Module):
         self.node_output_sizes = dict(node_output_sizes or {})
         self.f32_aggregation = f32_aggregation
         self.gather_first_layer = gather_first_layer
+        self._networks: Optional[dict[str, dict[str, _Update]]] = None
 
     def _networks_builder(self) -> dict[str, dict[str, _Update]]:
         # The method name appears in every parameter path of the published checkpoints.
@@ -205,6 +239,40 @@ class TypedGraphNetwork(hk.Module):
             networks["decoder_nodes"][n] = update(f"decoder_nodes_{n}", size, layer_norm=False)
         return networks
 
+    def _built_networks(self) -> dict[str, dict[str, _Update]]:
+        # Built once per instance, so static_edges and __call__ share modules within a transform.
+        if self._networks is None:
+            self._networks = self._networks_builder()
+        return self._networks
+
+    def static_edges(
+        self, edge_sets: Mapping[str, EdgeSetInputs]
+    ) -> dict[str, dict[str, jax.Array]]:
+        """The edge terms that depend only on parameters and graph, per edge set.
+
+        Args:
+          edge_sets: per edge set, its structure and raw features ([num_edges, 1, features]).
+
+        Returns:
+          Per edge set a dict with ``latents`` (the encoded edges, [num_edges, 1, latent]; only
+          when a later step needs them) and, with ``gather_first_layer``, ``first_product`` (the
+          latents times their rows of the first message step's edge MLP, [num_edges, 1, latent]
+          float32).
+        """
+        networks = self._built_networks()
+        widths = [self.latent_size] * 3  # edge, sender and receiver latents
+        static = {}
+        for name in self.edge_sets:
+            latents = networks["encoder_edges"][name]([edge_sets[name].features])
+            terms = {}
+            if not self.gather_first_layer or self.message_steps > 1:
+                terms["latents"] = latents
+            if self.gather_first_layer and self.message_steps > 0:
+                first_linear = networks["edges_0"][name].mlp.layers[0]
+                terms["first_product"] = first_linear.part_product(latents, 0, widths).value
+            static[name] = terms
+        return static
+
     def _aggregate(self, messages: jax.Array, receivers: jax.Array, num_nodes: int) -> jax.Array:
         dtype = messages.dtype
         if self.f32_aggregation:
@@ -212,20 +280,26 @@ class TypedGraphNetwork(hk.Module):
         summed = jax.ops.segment_sum(messages, receivers, num_segments=num_nodes)
         return summed.astype(dtype)
 
-    def _message_step(self, networks, step, nodes, edges, structure):
+    def _message_step(self, networks, step, nodes, edges, structure, static):
         new_edges = {}
         for name, edge_set in structure.items():
             senders = nodes[edge_set.sender_set]
             receivers = nodes[edge_set.receiver_set]
             network = networks[f"edges_{step}"][name]
             if self.gather_first_layer:
+                edge_part = edges[name]
+                if step == 0:
+                    edge_part = Product(static[name]["first_product"], self.latent_size)
                 new_edges[name] = network.gathered(
-                    [edges[name], senders, receivers],
+                    [edge_part, senders, receivers],
                     [None, edge_set.senders, edge_set.receivers],
                 )
             else:
+                edge_latents = jnp.broadcast_to(
+                    edges[name], edges[name].shape[:1] + senders.shape[1:2] + edges[name].shape[2:]
+                )  # [num_edges, batch, latent]
                 new_edges[name] = network(
-                    [edges[name], senders[edge_set.senders], receivers[edge_set.receivers]]
+                    [edge_latents, senders[edge_set.senders], receivers[edge_set.receivers]]
                 )
         new_nodes = {}
         for node_set in self.node_sets:
@@ -238,29 +312,37 @@ class TypedGraphNetwork(hk.Module):
             ]
             new_nodes[node_set] = networks[f"nodes_{step}"][node_set]([nodes[node_set], *received])
         nodes = {n: nodes[n] + new_nodes[n] for n in self.node_sets}
-        edges = {e: edges[e] + new_edges[e] for e in self.edge_sets}
+        if step + 1 < self.message_steps:  # the last step's edge latents are never read
+            edges = {e: edges[e] + new_edges[e] for e in self.edge_sets}
         return nodes, edges
 
     def __call__(
-        self, nodes: Mapping[str, jax.Array], edge_sets: Mapping[str, EdgeSetInputs]
+        self,
+        nodes: Mapping[str, jax.Array],
+        edge_sets: Mapping[str, EdgeSetInputs],
+        static: Optional[Mapping[str, Mapping[str, jax.Array]]] = None,
     ) -> dict[str, jax.Array]:
         """Runs the network.
 
         Args:
           nodes: per node set, [num_nodes, batch, features] (raw if ``embed_nodes``, else latent).
-          edge_sets: per edge set, its structure and raw features.
+          edge_sets: per edge set, its structure and raw features ([num_edges, 1, features]).
+          static: ``static_edges(edge_sets)`` computed earlier with the same parameters, or None
+            to compute it here.
 
         Returns:
           Per node set, the decoded outputs [num_nodes, batch, output_size] for sets with a
           decoder, else the latents [num_nodes, batch, latent_size].
         """
-        networks = self._networks_builder()
-        edges = {e: networks["encoder_edges"][e]([edge_sets[e].features]) for e in self.edge_sets}
+        networks = self._built_networks()
+        if static is None:
+            static = self.static_edges(edge_sets)
+        edges = {e: static[e].get("latents") for e in self.edge_sets}
         if self.embed_nodes:
             nodes = {n: networks["encoder_nodes"][n]([nodes[n]]) for n in self.node_sets}
         nodes = dict(nodes)
         for step in range(self.message_steps):
-            nodes, edges = self._message_step(networks, step, nodes, edges, edge_sets)
+            nodes, edges = self._message_step(networks, step, nodes, edges, edge_sets, static)
         for n, decoder in networks["decoder_nodes"].items():
             nodes[n] = decoder([nodes[n]])
         return nodes

@@ -137,6 +137,17 @@ def load_setup(
     return Setup(checkpoint, params_path, statistics, stats_dir, frame, dataset_path, steps)
 
 
+def precision_option(precision: str) -> str:
+    """``--precision`` resolved for this machine (``auto``: bfloat16 on accelerators, float32 on
+    CPUs); an unknown name is an InputError."""
+    from graphcast_zero.predictor import resolve_precision
+
+    try:
+        return resolve_precision(precision)
+    except ValueError as error:
+        raise InputError(f"--{error}") from None
+
+
 def forecast_window(dataset: xr.Dataset, task_config: TaskConfig, steps: int):
     """(inputs, targets, forcings) for a forecast from the start of the dataset."""
     window = dataset.isel(time=slice(0, input_frames(task_config) + steps))

@@ -25,6 +25,7 @@ from graphcast_zero.workflow.files import (
     environment_info,
     forecast_window,
     load_setup,
+    precision_option,
     staged_folder,
     use_compilation_cache,
     write_json,
@@ -75,7 +76,7 @@ def run_inference(
     stats_dir: Optional[PathLike] = None,
     steps: Optional[int] = None,
     output: Optional[PathLike] = None,
-    precision: str = "bfloat16",
+    precision: str = "auto",
     run_name: Optional[str] = None,
     chunk_steps: Optional[int] = None,
     progress: bool = True,
@@ -89,7 +90,8 @@ def run_inference(
       steps: 6-hour steps to forecast (None or 0: every target in the dataset).
       output: predictions file to write; the other files go beside it. Default:
         ``<data>/outputs/<run>/predictions.nc``.
-      precision: ``bfloat16`` (as published) or ``float32``.
+      precision: ``auto`` (bfloat16 on accelerators as published, float32 on CPUs),
+        ``bfloat16`` or ``float32``.
       run_name: the run folder's name (default: timestamp and model name).
       chunk_steps: steps per compiled call (default 1, as the official demo: each step
         updates the progress bar and leaves the device).
@@ -99,17 +101,16 @@ def run_inference(
     Raises:
       InputError: for inputs that do not fit each other or an unwritable output folder.
     """
-    from graphcast_zero.predictor import PRECISIONS
-
-    if precision not in PRECISIONS:
-        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    precision = precision_option(precision)
     started = time.perf_counter()
     setup = load_setup(paths, params, dataset, stats_dir, steps)
     final, predictions_name = _output_place(paths, output, run_name, setup.params_path)
     validation.check_writable_folder(final.parent)
     load_s = time.perf_counter() - started
-    use_compilation_cache(paths.root / "cache" / "jax")
-    predictions, targets, inputs, timings = _forecast(setup, precision, chunk_steps, progress)
+    use_compilation_cache(paths.cache / "jax")
+    predictions, targets, inputs, timings = _forecast(
+        setup, precision, chunk_steps, progress, paths.cache / "graphs"
+    )
     timings = {"load_and_check_s": load_s, **timings}
     metrics = evaluation.evaluate(predictions, targets, last_inputs=inputs)
     with staged_folder(final) as stage:
@@ -151,19 +152,24 @@ def _output_place(
     return final, PREDICTIONS
 
 
-def _forecast(setup: Setup, precision: str, chunk_steps: Optional[int], progress: bool):
+def _forecast(
+    setup: Setup, precision: str, chunk_steps: Optional[int], progress: bool, graphs_folder: Path
+):
     """Builds the predictor and runs the rollout; returns datasets and timings."""
     import jax
 
     from graphcast_zero import rollout
+    from graphcast_zero.graph_cache import load_or_build_graphs
     from graphcast_zero.predictor import build_predictor
 
     task = setup.checkpoint.task_config
     inputs, targets, forcings = forecast_window(setup.dataset, task, setup.steps)
     lat, lon = setup.dataset["lat"].values, setup.dataset["lon"].values
     started = time.perf_counter()
+    model_config = setup.checkpoint.model_config
+    graphs, graphs_cached = load_or_build_graphs(graphs_folder, model_config, lat, lon)
     predictor = build_predictor(
-        setup.checkpoint.model_config, task, setup.statistics, lat, lon, precision=precision
+        model_config, task, setup.statistics, lat, lon, precision=precision, graphs=graphs
     )
     graph_s = time.perf_counter() - started
     params = jax.tree.map(jax.numpy.asarray, setup.checkpoint.params)
@@ -185,7 +191,8 @@ def _forecast(setup: Setup, precision: str, chunk_steps: Optional[int], progress
         lead_times=targets["time"].values,
         reference_datetimes=np.atleast_1d(reference),
     )
-    return predictions, targets, inputs, {"graph_build_s": graph_s, **timer.timings()}
+    timings = {"graph_build_s": graph_s, "graphs_from_cache": graphs_cached, **timer.timings()}
+    return predictions, targets, inputs, timings
 
 
 def _run_info(setup: Setup, precision: str, predictions_name: str, timings: dict) -> dict:

@@ -27,6 +27,7 @@ from graphcast_zero.workflow.files import (
     load_setup,
     newest_file,
     newest_run,
+    precision_option,
     staged_folder,
     use_compilation_cache,
     write_json,
@@ -105,7 +106,7 @@ def run_training(
     output: Optional[PathLike] = None,
     resume: bool = False,
     batch_size: Optional[int] = None,
-    precision: str = "bfloat16",
+    precision: str = "auto",
     random_options: Optional[dict] = None,
     progress: bool = True,
     log: Log = print,
@@ -125,7 +126,8 @@ def run_training(
       resume: continue from ``output`` (default: the newest trained checkpoint), with its
         optimiser state.
       batch_size: windows per step (default: one per device); a multiple of the device count.
-      precision: ``bfloat16`` or ``float32``.
+      precision: ``auto`` (bfloat16 on accelerators, float32 on CPUs), ``bfloat16`` or
+        ``float32``.
       progress: show a progress bar with the loss.
       log: where to print messages.
     """
@@ -133,8 +135,10 @@ def run_training(
     from tqdm.auto import tqdm
 
     from graphcast_zero import trainer, training
+    from graphcast_zero.graph_cache import load_or_build_graphs
     from graphcast_zero.predictor import build_predictor
 
+    precision = precision_option(precision)
     if iterations < 1:
         raise InputError(f"--iterations must be at least 1, not {iterations}")
     learning_rate = _positive_number(learning_rate, "--learning-rate")
@@ -156,10 +160,17 @@ def run_training(
         setup.dataset_path.name,
     )
     validation.check_writable_folder(target.parent)
-    use_compilation_cache(paths.root / "cache" / "jax")
+    use_compilation_cache(paths.cache / "jax")
     lat, lon = setup.dataset["lat"].values, setup.dataset["lon"].values
+    graphs, _ = load_or_build_graphs(paths.cache / "graphs", start.model_config, lat, lon)
     predictor = build_predictor(
-        start.model_config, start.task_config, setup.statistics, lat, lon, precision=precision
+        start.model_config,
+        start.task_config,
+        setup.statistics,
+        lat,
+        lon,
+        precision=precision,
+        graphs=graphs,
     )
     placement = trainer.Placement.over_all_devices()
     batch_size = batch_size or placement.num_devices

@@ -1,0 +1,79 @@
+"""The predictor: precision choice, and step-independent terms computed once per forecast."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from graphcast_zero.predictor import resolve_precision
+
+
+@pytest.mark.parametrize(
+    "precision, backend, expected",
+    [
+        ("auto", "cpu", "float32"),
+        ("auto", "gpu", "bfloat16"),
+        ("auto", "tpu", "bfloat16"),
+        ("bfloat16", "cpu", "bfloat16"),
+        ("float32", "gpu", "float32"),
+    ],
+)
+def test_auto_precision_is_float32_on_cpus_only(precision, backend, expected):
+    assert resolve_precision(precision, backend) == expected
+
+
+def test_unknown_precision_names_the_choices():
+    with pytest.raises(ValueError, match="auto, bfloat16, float32, not 'half'"):
+        resolve_precision("half")
+
+
+@pytest.fixture(scope="module")
+def step_inputs(official_bundle):
+    inputs, _, forcings = official_bundle.extract(steps=1)
+    return inputs, forcings
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_prepared_constants_give_the_same_step(official_bundle, step_inputs, precision):
+    predictor = official_bundle.predictor(precision)
+    params = official_bundle.params
+    inputs, forcings = step_inputs
+    step = jax.jit(predictor.normalized_outputs)
+    unprepared = np.asarray(step(params, predictor.constants(), inputs, forcings))
+    prepared_constants = jax.jit(predictor.prepare)(params, predictor.constants())
+    prepared = np.asarray(step(params, prepared_constants, inputs, forcings))
+    # Outputs are normalised (about unit scale): float32 allows reassociation noise only, and
+    # bfloat16 one rounding of the same float32 sums.
+    tolerance = 1e-5 if precision == "float32" else 2e-2
+    np.testing.assert_allclose(prepared, unprepared, atol=tolerance)
+
+
+def test_static_terms_keep_only_what_later_steps_read(official_bundle):
+    predictor = official_bundle.predictor("float32")
+    static = jax.eval_shape(predictor.prepare, official_bundle.params, predictor.constants())[
+        "static"
+    ]
+    latent = predictor.model_config.latent_size
+    graphs = predictor.graphs
+    # Encoder and decoder pass messages once: only the first edge product is needed.
+    assert static["grid2mesh"]["grid2mesh"].keys() == {"first_product"}
+    assert static["mesh2grid"]["mesh2grid"].keys() == {"first_product"}
+    # The processor's later steps add to the encoded edges, so those are kept too.
+    assert static["mesh"]["mesh"].keys() == {"first_product", "latents"}
+    num_edges = {
+        "grid2mesh": graphs.grid2mesh.senders.shape[0],
+        "mesh": graphs.mesh.senders.shape[0],
+        "mesh2grid": graphs.mesh2grid.senders.shape[0],
+    }
+    for network, edge_sets in static.items():
+        for terms in edge_sets.values():
+            # No batch axis: the same terms serve every batch element.
+            assert terms["first_product"].shape == (num_edges[network], 1, latent)
+            assert terms["first_product"].dtype == np.float32
+
+
+def test_prepare_returns_prepared_constants_unchanged(official_bundle):
+    predictor = official_bundle.predictor("float32")
+    prepared = predictor.prepare(official_bundle.params, predictor.constants())
+    assert predictor.prepare(official_bundle.params, prepared) is prepared
