@@ -30,7 +30,8 @@ def _run(impl, phase, **values):
 def test_summary_takes_medians_and_memory_maxima_and_ratios(benchmark):
     runs = [
         _run("ours", "inference", step_s=[1.0, 3.0], compile_s=2.0, rollout_compile_s=2.0,
-             rollout_s=4.0, graph_build_s=1.0, peak_host_mb=100.0, peak_device_mb=None),
+             prepare_s=1.0, rollout_s=4.0, graph_build_s=1.0, peak_host_mb=100.0,
+             peak_device_mb=None),
         _run("official", "inference", step_s=[4.0], compile_s=6.0, rollout_compile_s=0.0,
              rollout_s=16.0, graph_build_s=2.0, peak_host_mb=300.0, peak_device_mb=None),
         _run("ours", "training", train_step_s=[5.0], train_compile_s=1.0, peak_host_mb=500.0),
@@ -40,7 +41,8 @@ def test_summary_takes_medians_and_memory_maxima_and_ratios(benchmark):
     ours, official = table["ours"]["float32"], table["official"]["float32"]
     assert ours["step_s"] == 2.0  # median of 1 and 3
     assert ours["rollout_steps_per_s"] == 0.5
-    assert ours["rollout_40_steps_s_estimated"] == 2.0 + 40 / 0.5
+    # compile + one preparation + 40 steps at (rollout - preparation) / steps each
+    assert ours["rollout_40_steps_s_estimated"] == 2.0 + 1.0 + 40 * (4.0 - 1.0) / 2
     assert official["rollout_40_steps_s_estimated"] == 6.0 + 40 / (2 / 16)
     assert ours["inference_peak_host_mb"] == 100.0 and ours["training_peak_host_mb"] == 500.0
     assert "inference_peak_device_mb" not in ours  # None (CPU) is left out
@@ -70,7 +72,7 @@ def test_tiny_benchmark_writes_json_with_every_field(benchmark, tmp_path):
     ]
     row = report["summary"]["ours"]["float32"]
     for key in (
-        "graph_build_s", "compile_s", "step_s", "rollout_steps_per_s",
+        "graph_build_s", "compile_s", "prepare_s", "step_s", "rollout_steps_per_s",
         "rollout_40_steps_s_estimated", "train_step_s", "train_compile_s",
         "inference_peak_host_mb", "training_peak_host_mb",
     ):  # fmt: skip

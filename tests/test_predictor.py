@@ -43,10 +43,13 @@ def test_prepared_constants_give_the_same_step(official_bundle, step_inputs, pre
     unprepared = np.asarray(step(params, predictor.constants(), inputs, forcings))
     prepared_constants = jax.jit(predictor.prepare)(params, predictor.constants())
     prepared = np.asarray(step(params, prepared_constants, inputs, forcings))
-    # Outputs are normalised (about unit scale): float32 allows reassociation noise only, and
-    # bfloat16 one rounding of the same float32 sums.
-    tolerance = 1e-5 if precision == "float32" else 2e-2
-    np.testing.assert_allclose(prepared, unprepared, atol=tolerance)
+    # Outputs are normalised (about unit scale): float32 allows reassociation noise only. In
+    # bfloat16 the two programs fuse and round differently, so values land up to two bfloat16
+    # steps apart (a step is 1/64 between 2 and 4).
+    if precision == "float32":
+        np.testing.assert_allclose(prepared, unprepared, atol=1e-5)
+    else:
+        np.testing.assert_allclose(prepared, unprepared, atol=1 / 32, rtol=1 / 64)
 
 
 def test_static_terms_keep_only_what_later_steps_read(official_bundle):
@@ -68,8 +71,8 @@ def test_static_terms_keep_only_what_later_steps_read(official_bundle):
     }
     for network, edge_sets in static.items():
         for terms in edge_sets.values():
-            # No batch axis: the same terms serve every batch element.
-            assert terms["first_product"].shape == (num_edges[network], 1, latent)
+            # No batch axis: the same terms serve every example of a batch.
+            assert terms["first_product"].shape == (num_edges[network], latent)
             assert terms["first_product"].dtype == np.float32
 
 

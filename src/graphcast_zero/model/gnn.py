@@ -6,7 +6,9 @@ output width, followed by a LayerNorm except in the final decoder. The haiku mod
 (``~_networks_builder``, ``<prefix><set>_mlp/~/linear_<i>``, ``<prefix><set>_layer_norm``) are
 part of the published checkpoint format and must not change.
 
-Arrays are node- or edge-major with the batch second: ``[num_nodes, batch, channels]``.
+Arrays are one example's, node- or edge-major: ``[num_nodes, channels]``. Batches come from
+``hk.vmap`` around the whole step (see ``graphcast``), which also keeps terms that do not depend
+on the example (the encoded edges, the mesh nodes' embedding) computed once for the batch.
 """
 
 from __future__ import annotations
@@ -30,8 +32,7 @@ class EdgeSetInputs:
       receiver_set: name of the node set the edges enter.
       senders: [num_edges] int32 indices into the sender node set.
       receivers: [num_edges] int32 indices into the receiver node set.
-      features: [num_edges, 1, edge_features] raw edge features (the same for every batch
-        element, so computed once and broadcast).
+      features: [num_edges, edge_features] raw edge features.
     """
 
     sender_set: str
@@ -46,7 +47,7 @@ class Product:
     """One part of a concatenated input, already multiplied by its rows of a Linear's weight.
 
     Attributes:
-      value: [rows, batch, output_size] float32 partial product (no bias).
+      value: [rows, output_size] float32 partial product (no bias).
       width: how many input columns the part had, so the Linear can place the other parts.
     """
 
@@ -81,7 +82,7 @@ class Linear(hk.Module):
         """``part`` times the rows of ``w`` that input ``index`` of a concatenation meets.
 
         Args:
-          part: [rows, batch, widths[index]].
+          part: [rows, widths[index]].
           index: which input of the concatenation ``part`` is.
           widths: the widths of every input of the concatenation, in order.
         """
@@ -89,7 +90,7 @@ class Linear(hk.Module):
         start = sum(widths[:index])
         product = jnp.dot(
             part, w[start : start + widths[index]], preferred_element_type=jnp.float32
-        )  # [rows, batch, out]
+        )  # [rows, out]
         return Product(product, widths[index])
 
     def apply_to_concatenation(
@@ -100,11 +101,11 @@ class Linear(hk.Module):
         """Equals ``self(concat([p[g] for p, g in zip(parts, gathers)], -1))``.
 
         Args:
-          parts: arrays [rows_i, batch, width_i] sharing a dtype, or their ``Product``s.
+          parts: arrays [rows_i, width_i] sharing a dtype, or their ``Product``s.
           gathers: per part, None (rows used as they are) or [num_out_rows] int indices.
 
         Returns:
-          [num_out_rows, batch, output_size]. Partial products accumulate in float32 so that
+          [num_out_rows, output_size]. Partial products accumulate in float32 so that
           bfloat16 rounding happens once, as in a single matmul.
         """
         dtype = next(p.dtype for p in parts if not isinstance(p, Product))
@@ -251,12 +252,12 @@ class TypedGraphNetwork(hk.Module):
         """The edge terms that depend only on parameters and graph, per edge set.
 
         Args:
-          edge_sets: per edge set, its structure and raw features ([num_edges, 1, features]).
+          edge_sets: per edge set, its structure and raw features.
 
         Returns:
-          Per edge set a dict with ``latents`` (the encoded edges, [num_edges, 1, latent]; only
+          Per edge set a dict with ``latents`` (the encoded edges, [num_edges, latent]; only
           when a later step needs them) and, with ``gather_first_layer``, ``first_product`` (the
-          latents times their rows of the first message step's edge MLP, [num_edges, 1, latent]
+          latents times their rows of the first message step's edge MLP, [num_edges, latent]
           float32).
         """
         networks = self._built_networks()
@@ -295,11 +296,8 @@ class TypedGraphNetwork(hk.Module):
                     [None, edge_set.senders, edge_set.receivers],
                 )
             else:
-                edge_latents = jnp.broadcast_to(
-                    edges[name], edges[name].shape[:1] + senders.shape[1:2] + edges[name].shape[2:]
-                )  # [num_edges, batch, latent]
                 new_edges[name] = network(
-                    [edge_latents, senders[edge_set.senders], receivers[edge_set.receivers]]
+                    [edges[name], senders[edge_set.senders], receivers[edge_set.receivers]]
                 )
         new_nodes = {}
         for node_set in self.node_sets:
@@ -325,14 +323,14 @@ class TypedGraphNetwork(hk.Module):
         """Runs the network.
 
         Args:
-          nodes: per node set, [num_nodes, batch, features] (raw if ``embed_nodes``, else latent).
-          edge_sets: per edge set, its structure and raw features ([num_edges, 1, features]).
+          nodes: per node set, [num_nodes, features] (raw if ``embed_nodes``, else latent).
+          edge_sets: per edge set, its structure and raw features.
           static: ``static_edges(edge_sets)`` computed earlier with the same parameters, or None
             to compute it here.
 
         Returns:
-          Per node set, the decoded outputs [num_nodes, batch, output_size] for sets with a
-          decoder, else the latents [num_nodes, batch, latent_size].
+          Per node set, the decoded outputs [num_nodes, output_size] for sets with a decoder,
+          else the latents [num_nodes, latent_size].
         """
         networks = self._built_networks()
         if static is None:

@@ -69,12 +69,6 @@ def graph_arrays(graphs: GraphCastGraphs) -> dict:
     }
 
 
-def _per_batch(features: jax.Array, batch: int, dtype) -> jax.Array:
-    # [rows, features] -> [rows, batch, features]
-    features = features.astype(dtype)
-    return jnp.broadcast_to(features[:, None], (features.shape[0], batch, features.shape[1]))
-
-
 def _edges(graph: dict, name: str, sender: str, receiver: str, dtype) -> EdgeSetInputs:
     edges = graph[name]
     return EdgeSetInputs(
@@ -82,7 +76,7 @@ def _edges(graph: dict, name: str, sender: str, receiver: str, dtype) -> EdgeSet
         receiver_set=receiver,
         senders=edges["senders"],
         receivers=edges["receivers"],
-        features=_per_batch(edges["features"], 1, dtype),  # the same for every batch element
+        features=edges["features"].astype(dtype),
     )
 
 
@@ -175,30 +169,37 @@ def graphcast_core(
       [num_grid_nodes, batch, num_outputs] normalised outputs, in the input dtype.
     """
     dtype = grid_inputs.dtype
-    batch = grid_inputs.shape[1]
     num_mesh_nodes = graph["mesh_node_features"].shape[0]
     networks = _networks(model_config, num_outputs, gather_first_layer)
     edge_sets = _edge_sets(graph, dtype)
-    static = static or {name: None for name in networks}
-    grid_nodes = jnp.concatenate(
-        [grid_inputs, _per_batch(graph["grid_node_features"], batch, dtype)], axis=-1
-    )  # [num_grid_nodes, batch, channels + 3]
+    static = static or {name: networks[name].static_edges(edge_sets[name]) for name in networks}
+    grid_features = graph["grid_node_features"].astype(dtype)
     # Mesh nodes get zeros in place of the grid's inputs, so both encoders have the same width.
     mesh_nodes = jnp.concatenate(
         [
-            jnp.zeros((num_mesh_nodes, batch, grid_inputs.shape[-1]), dtype),
-            _per_batch(graph["mesh_node_features"], batch, dtype),
+            jnp.zeros((num_mesh_nodes, grid_inputs.shape[-1]), dtype),
+            graph["mesh_node_features"].astype(dtype),
         ],
         axis=-1,
-    )  # [num_mesh_nodes, batch, channels + 3]
-    latents = networks["grid2mesh"](
-        {GRID: grid_nodes, MESH: mesh_nodes}, edge_sets["grid2mesh"], static["grid2mesh"]
-    )
-    mesh_latents = networks["mesh"]({MESH: latents[MESH]}, edge_sets["mesh"], static["mesh"])[MESH]
-    outputs = networks["mesh2grid"](
-        {GRID: latents[GRID], MESH: mesh_latents}, edge_sets["mesh2grid"], static["mesh2grid"]
-    )
-    return outputs[GRID]
+    )  # [num_mesh_nodes, channels + 3]
+
+    def one_example(inputs: jax.Array) -> jax.Array:
+        # inputs: [num_grid_nodes, channels]
+        grid_nodes = jnp.concatenate([inputs, grid_features], axis=-1)  # [.., channels + 3]
+        latents = networks["grid2mesh"](
+            {GRID: grid_nodes, MESH: mesh_nodes}, edge_sets["grid2mesh"], static["grid2mesh"]
+        )
+        mesh_latents = networks["mesh"]({MESH: latents[MESH]}, edge_sets["mesh"], static["mesh"])
+        outputs = networks["mesh2grid"](
+            {GRID: latents[GRID], MESH: mesh_latents[MESH]},
+            edge_sets["mesh2grid"],
+            static["mesh2grid"],
+        )
+        return outputs[GRID]  # [num_grid_nodes, num_outputs]
+
+    # Batch elements share parameters, graph and static terms: vmap maps only the inputs, and
+    # everything else (the mesh nodes' embedding too) is computed once for the whole batch.
+    return hk.vmap(one_example, in_axes=1, out_axes=1, split_rng=False)(grid_inputs)
 
 
 def transformed_core(

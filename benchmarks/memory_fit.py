@@ -1,0 +1,263 @@
+"""The largest GraphCast configuration that fits a device's memory, for inference and training.
+
+For each candidate (batch size and steps per compiled call for inference; batch size and loss
+steps for training) the program is compiled from abstract shapes, without allocating or running
+anything, and XLA's own buffer assignment gives its device memory: arguments + outputs +
+temporaries − aliased. That is what XLA will allocate on the device it compiled for, so run it on
+the device in question (on a CPU it describes the CPU's compilation, a rough guide only).
+``--run`` then executes the largest fitting candidate of each phase once on zeros and records the
+measured peak (``peak_bytes_in_use``, GPUs only).
+
+Usage (from the repository root)::
+
+    python benchmarks/memory_fit.py --config full --budget-gb 80
+    python benchmarks/memory_fit.py --config tiny --budget-gb 0.05 --max-batch 4   # smoke test
+
+Writes ``benchmarks/results/<device>-<config>-memory.json`` and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import benchmark  # noqa: E402  (the configurations, device description and versions)
+
+
+def doublings(largest: int) -> list[int]:
+    """1, 2, 4, ... up to ``largest`` (included when it is not a power of two)."""
+    values, value = [], 1
+    while value < largest:
+        values.append(value)
+        value *= 2
+    return values + [largest]
+
+
+def peak_bytes(stats) -> int:
+    """Device bytes a compiled program needs at once, from ``compiled.memory_analysis()``."""
+    return (
+        stats.argument_size_in_bytes
+        + stats.output_size_in_bytes
+        + stats.temp_size_in_bytes
+        - stats.alias_size_in_bytes
+    )
+
+
+def largest_fitting(candidates: list[dict], budget_bytes: float) -> dict | None:
+    """The candidate with the most work (batch × steps) whose estimate fits the budget."""
+    fitting = [c for c in candidates if c["estimated_bytes"] <= budget_bytes]
+    return max(fitting, key=lambda c: (c["batch"] * c["steps"], c["batch"]), default=None)
+
+
+def _abstract(tree, batch: int, steps: int | None = None):
+    """Shape-only copies of ``{name: [1, time, ...]}`` arrays with a new batch (and time) size."""
+    import jax
+
+    def one(array):
+        shape = list(array.shape)
+        shape[0] = batch
+        if steps is not None:
+            shape[1] = steps
+        return jax.ShapeDtypeStruct(tuple(shape), array.dtype)
+
+    return {name: one(array) for name, array in tree.items()}
+
+
+class Candidates:
+    """One configuration's predictor and example shapes, to compile candidates from."""
+
+    def __init__(self, config: str, precision: str):
+        import jax
+        import jax.numpy as jnp
+
+        from graphcast_zero import data
+        from graphcast_zero.predictor import build_predictor
+
+        model, task, dataset, stats, params = benchmark.example(config, 1)
+        inputs, targets, forcings = data.extract_inputs_targets_forcings(
+            dataset, task, slice("6h", "6h")
+        )
+        self.predictor = build_predictor(
+            model, task, stats, dataset.lat.values, dataset.lon.values, precision
+        )
+        self.params = jax.tree.map(jnp.asarray, params)
+        self.constants = self.predictor.constants()
+        self.inputs = data.dataset_to_arrays(inputs)
+        self.targets = data.dataset_to_arrays(targets)
+        self.forcings = data.dataset_to_arrays(forcings)
+
+    def _batched_inputs(self, batch: int):
+        from graphcast_zero.config import STATIC_VARIABLES
+
+        # Static variables keep their batch of 1: the predictor broadcasts them.
+        return {
+            name: _abstract({name: array}, 1 if name in STATIC_VARIABLES else batch)[name]
+            for name, array in self.inputs.items()
+        }
+
+    def inference(self, batch: int, steps: int):
+        """The compiled rollout chunk of ``steps`` steps for ``batch`` forecasts."""
+        import jax
+
+        from graphcast_zero import rollout
+
+        run = jax.jit(functools.partial(rollout.rollout_scan, self.predictor))
+        return run.lower(
+            self.params,
+            self.constants,
+            self._batched_inputs(batch),
+            _abstract(self.forcings, batch, steps),
+        ).compile()
+
+    def training(self, batch: int, steps: int):
+        """The compiled loss + gradients over ``steps`` steps (rematerialised per step)."""
+        import jax
+
+        from graphcast_zero import training
+
+        grads = jax.jit(functools.partial(training.loss_and_grads, self.predictor, remat=True))
+        return grads.lower(
+            self.params,
+            self.constants,
+            self._batched_inputs(batch),
+            _abstract(self.targets, batch, steps),
+            _abstract(self.forcings, batch, steps),
+        ).compile()
+
+
+def measure_run(compiled, make_operands) -> float | None:
+    """Runs a compiled program once on zeros; the device's measured peak in bytes (GPU only)."""
+    import jax
+    import jax.numpy as jnp
+
+    operands = jax.tree.map(
+        lambda leaf: (
+            jnp.zeros(leaf.shape, leaf.dtype) if isinstance(leaf, jax.ShapeDtypeStruct) else leaf
+        ),
+        make_operands(),
+    )
+    jax.block_until_ready(compiled(*operands))
+    stats = jax.devices()[0].memory_stats() or {}
+    return stats.get("peak_bytes_in_use")
+
+
+def search(args) -> dict:
+    """Compiles every candidate of both phases and picks the largest that fits the budget."""
+    budget = args.budget_gb * 2**30
+    setup = Candidates(args.config, args.precision)
+    report = {"budget_bytes": budget, "phases": {}}
+    plans = {
+        "inference": [(b, s) for b in doublings(args.max_batch) for s in args.inference_steps],
+        "training": [(b, s) for b in doublings(args.max_batch) for s in args.training_steps],
+    }
+    for phase in args.phases:
+        candidates = []
+        for batch, steps in plans[phase]:
+            if any(
+                not c["fits"] and c["batch"] <= batch and c["steps"] <= steps for c in candidates
+            ):
+                continue  # memory grows with batch and steps: a smaller one already overflowed
+            start = time.perf_counter()
+            compiled = getattr(setup, phase)(batch, steps)
+            entry = {
+                "batch": batch,
+                "steps": steps,
+                "estimated_bytes": peak_bytes(compiled.memory_analysis()),
+                "compile_s": time.perf_counter() - start,
+            }
+            entry["fits"] = entry["estimated_bytes"] <= budget
+            candidates.append(entry)
+            print(
+                f"{phase:9s} batch {batch:3d} steps {steps:3d}: "
+                f"{entry['estimated_bytes'] / 2**30:8.2f} GiB {'fits' if entry['fits'] else ''}",
+                flush=True,
+            )
+        best = largest_fitting(candidates, budget)
+        if best is not None and args.run:
+            compiled = getattr(setup, phase)(best["batch"], best["steps"])
+            best["measured_peak_bytes"] = measure_run(
+                compiled, functools.partial(_operands, setup, phase, best)
+            )
+        report["phases"][phase] = {"candidates": candidates, "largest_fitting": best}
+    return report
+
+
+def _operands(setup: Candidates, phase: str, best: dict):
+    batch, steps = best["batch"], best["steps"]
+    inputs = setup._batched_inputs(batch)
+    if phase == "inference":
+        return (setup.params, setup.constants, inputs, _abstract(setup.forcings, batch, steps))
+    return (
+        setup.params,
+        setup.constants,
+        inputs,
+        _abstract(setup.targets, batch, steps),
+        _abstract(setup.forcings, batch, steps),
+    )
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", choices=sorted(benchmark.CONFIGS), default="full")
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="bfloat16")
+    parser.add_argument("--budget-gb", type=float, default=80.0, help="device memory, GiB")
+    parser.add_argument("--phases", nargs="+", choices=["inference", "training"],
+                        default=["inference", "training"])  # fmt: skip
+    parser.add_argument("--max-batch", type=int, default=16)
+    parser.add_argument("--inference-steps", type=int, nargs="+", default=[1, 4, 10, 40],
+                        help="steps per compiled rollout chunk to try")  # fmt: skip
+    parser.add_argument("--training-steps", type=int, nargs="+", default=[1, 4, 12],
+                        help="autoregressive steps in the loss to try")  # fmt: skip
+    parser.add_argument("--run", action="store_true",
+                        help="run the largest fitting candidates once and record the peak")  # fmt: skip
+    parser.add_argument(
+        "--output", help="JSON path (default: results/<device>-<config>-memory.json)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    info = benchmark.device_info()
+    model, task, resolution = benchmark.configs(args.config)
+    report = {
+        "format": "graphcast-zero-memory-fit/1",
+        "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "device": info,
+        "versions": benchmark.versions(),
+        "configuration": {
+            "name": args.config,
+            "precision": args.precision,
+            "model": {k: v for k, v in vars(model).items()},
+            "pressure_levels": len(task.pressure_levels),
+            "grid_resolution_deg": resolution,
+            "estimate": "XLA buffer assignment of the compiled program: "
+            "arguments + outputs + temporaries - aliased",
+        },
+        **search(args),
+    }
+    label = benchmark.device_label(info)
+    output = Path(args.output or HERE / "results" / f"{label}-{args.config}-memory.json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=1) + "\n")
+    for phase, result in report["phases"].items():
+        best = result["largest_fitting"]
+        text = "nothing fits" if best is None else (
+            f"batch {best['batch']}, {best['steps']} steps, "
+            f"{best['estimated_bytes'] / 2**30:.2f} GiB estimated"
+        )  # fmt: skip
+        print(f"largest {phase} within {args.budget_gb} GiB: {text}")
+    print(f"wrote {output}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
