@@ -31,7 +31,7 @@ def resolve_precision(precision: str, backend: str | None = None) -> Precision:
     """The precision to run: ``auto`` becomes bfloat16 on GPUs and TPUs, float32 on CPUs.
 
     The official demo runs bfloat16 everywhere. CPUs without native bfloat16 arithmetic emulate
-    it, which made a 1° step slower than in float32 here (101 s against 26 s on 2 cores), and
+    it, which made a 1° step slower than in float32 here (31.6 s against 26.1 s on 2 cores), and
     float32 is also the more exact of the two. On accelerators bfloat16 halves activation memory.
 
     Args:
@@ -99,7 +99,7 @@ class Predictor:
         """``constants`` plus the terms of a step that depend only on ``params`` and the graph.
 
         The encoded edges and their share of the first edge updates are the same at every step of
-        a forecast; computing them once saves about a fifth of each step at 1°. The result is only
+        a forecast; computing them once saves about a sixth of each step at 1°. The result is only
         valid for these parameters: pass ``constants()`` again after the parameters change.
         Already prepared constants are returned unchanged.
         """
