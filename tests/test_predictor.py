@@ -80,3 +80,25 @@ def test_prepare_returns_prepared_constants_unchanged(official_bundle):
     predictor = official_bundle.predictor("float32")
     prepared = predictor.prepare(official_bundle.params, predictor.constants())
     assert predictor.prepare(official_bundle.params, prepared) is prepared
+
+
+def test_training_recomputes_prepared_terms_from_its_parameters(official_bundle):
+    from graphcast_zero import training
+
+    predictor = official_bundle.predictor("float32")
+    params = official_bundle.params
+    inputs, targets, forcings = official_bundle.extract(steps=1)
+    stale = jax.tree.map(lambda p: p * 0.5, params)  # terms prepared with other parameters
+    stale_constants = predictor.prepare(stale, predictor.constants())
+
+    def loss_and_grads(constants):
+        return jax.jit(training.loss_and_grads, static_argnums=0)(
+            predictor, params, constants, inputs, targets, forcings
+        )
+
+    (loss, _), grads = loss_and_grads(predictor.constants())
+    (stale_loss, _), stale_grads = loss_and_grads(stale_constants)
+    assert float(stale_loss) == float(loss)
+    encoder = "grid2mesh_gnn/~_networks_builder/encoder_edges_grid2mesh_mlp/~/linear_0"
+    np.testing.assert_array_equal(stale_grads[encoder]["w"], grads[encoder]["w"])
+    assert np.abs(grads[encoder]["w"]).max() > 0  # gradients reach the edge encoder

@@ -104,7 +104,7 @@ def loss_and_diagnostics(
     Args:
       predictor: the model.
       params: haiku parameters (float32).
-      constants: ``predictor.constants()`` (not prepared: the parameters are what changes).
+      constants: ``predictor.constants()`` (prepared terms are recomputed from ``params``).
       inputs: every input variable, [batch, frames, lat, lon, channels].
       targets: every target variable, [batch, steps, lat, lon, channels].
       forcings: every forcing variable at the target times, [batch, steps, lat, lon, channels].
@@ -116,8 +116,10 @@ def loss_and_diagnostics(
     weights = loss_weights(predictor)
     dtype = predictor.compute_dtype
     static, dynamic = _split_static(predictor, inputs)
-    # Once per loss, not per step; gradients flow through it to the edge encoders.
-    constants = predictor.prepare(params, constants)
+    # Once per loss, not per step, and always from these parameters (terms prepared earlier
+    # would hold the edge encoders still): gradients flow through them to the edge encoders.
+    unprepared = {name: value for name, value in constants.items() if name != "static"}
+    constants = predictor.prepare(params, unprepared)
 
     def step(carry, target_and_forcing):
         target, forcing = target_and_forcing
