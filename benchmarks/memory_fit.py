@@ -6,7 +6,8 @@ anything, and XLA's own buffer assignment gives its device memory: arguments + o
 temporaries − aliased. That is what XLA will allocate on the device it compiled for, so run it on
 the device in question (on a CPU it describes the CPU's compilation, a rough guide only).
 ``--run`` then executes the largest fitting candidate of each phase once on zeros and records the
-measured peak (``peak_bytes_in_use``, GPUs only).
+process's measured peak (``peak_bytes_in_use``, GPUs only; it never goes down, so run one phase
+per process for a figure of that phase alone).
 
 Usage (from the repository root)::
 
@@ -19,6 +20,7 @@ Writes ``benchmarks/results/<device>-<config>-memory.json`` and prints a table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import functools
 import json
@@ -57,18 +59,15 @@ def largest_fitting(candidates: list[dict], budget_bytes: float) -> dict | None:
     return max(fitting, key=lambda c: (c["batch"] * c["steps"], c["batch"]), default=None)
 
 
-def _abstract(tree, batch: int, steps: int | None = None):
-    """Shape-only copies of ``{name: [1, time, ...]}`` arrays with a new batch (and time) size."""
+def _abstract(array, batch: int, steps: int | None = None):
+    """A shape-only copy of a ``[batch, time, ...]`` array with a new batch (and time) size."""
     import jax
 
-    def one(array):
-        shape = list(array.shape)
-        shape[0] = batch
-        if steps is not None:
-            shape[1] = steps
-        return jax.ShapeDtypeStruct(tuple(shape), array.dtype)
-
-    return {name: one(array) for name, array in tree.items()}
+    shape = list(array.shape)
+    shape[0] = batch
+    if steps is not None:
+        shape[1] = steps
+    return jax.ShapeDtypeStruct(tuple(shape), array.dtype)
 
 
 class Candidates:
@@ -78,7 +77,7 @@ class Candidates:
         import jax
         import jax.numpy as jnp
 
-        from graphcast_zero import data
+        from graphcast_zero import data, rollout, training
         from graphcast_zero.predictor import build_predictor
 
         model, task, dataset, stats, params = benchmark.example(config, 1)
@@ -93,48 +92,40 @@ class Candidates:
         self.inputs = data.dataset_to_arrays(inputs)
         self.targets = data.dataset_to_arrays(targets)
         self.forcings = data.dataset_to_arrays(forcings)
+        self.programs = {
+            # A rollout chunk of `steps` steps for `batch` forecasts.
+            "inference": jax.jit(functools.partial(rollout.rollout_scan, self.predictor)),
+            # Loss + gradients over `steps` steps, rematerialised per step.
+            "training": jax.jit(
+                functools.partial(training.loss_and_grads, self.predictor, remat=True)
+            ),
+        }
 
-    def _batched_inputs(self, batch: int):
+    def operands(self, phase: str, batch: int, steps: int) -> tuple:
+        """The program's arguments: parameters and constants, the rest as abstract shapes."""
         from graphcast_zero.config import STATIC_VARIABLES
 
         # Static variables keep their batch of 1: the predictor broadcasts them.
-        return {
-            name: _abstract({name: array}, 1 if name in STATIC_VARIABLES else batch)[name]
+        inputs = {
+            name: _abstract(array, 1 if name in STATIC_VARIABLES else batch)
             for name, array in self.inputs.items()
         }
-
-    def inference(self, batch: int, steps: int):
-        """The compiled rollout chunk of ``steps`` steps for ``batch`` forecasts."""
-        import jax
-
-        from graphcast_zero import rollout
-
-        run = jax.jit(functools.partial(rollout.rollout_scan, self.predictor))
-        return run.lower(
+        per_step = [self.forcings] if phase == "inference" else [self.targets, self.forcings]
+        return (
             self.params,
             self.constants,
-            self._batched_inputs(batch),
-            _abstract(self.forcings, batch, steps),
-        ).compile()
+            inputs,
+            *({n: _abstract(a, batch, steps) for n, a in frames.items()} for frames in per_step),
+        )
 
-    def training(self, batch: int, steps: int):
-        """The compiled loss + gradients over ``steps`` steps (rematerialised per step)."""
-        import jax
-
-        from graphcast_zero import training
-
-        grads = jax.jit(functools.partial(training.loss_and_grads, self.predictor, remat=True))
-        return grads.lower(
-            self.params,
-            self.constants,
-            self._batched_inputs(batch),
-            _abstract(self.targets, batch, steps),
-            _abstract(self.forcings, batch, steps),
-        ).compile()
+    def compile(self, phase: str, batch: int, steps: int):
+        """The compiled program of one candidate."""
+        return self.programs[phase].lower(*self.operands(phase, batch, steps)).compile()
 
 
-def measure_run(compiled, make_operands) -> float | None:
-    """Runs a compiled program once on zeros; the device's measured peak in bytes (GPU only)."""
+def measure_run(compiled, operands) -> float | None:
+    """Runs a compiled program once, abstract operands as zeros; the process's peak device bytes
+    so far (GPU only: CPUs report none)."""
     import jax
     import jax.numpy as jnp
 
@@ -142,7 +133,7 @@ def measure_run(compiled, make_operands) -> float | None:
         lambda leaf: (
             jnp.zeros(leaf.shape, leaf.dtype) if isinstance(leaf, jax.ShapeDtypeStruct) else leaf
         ),
-        make_operands(),
+        operands,
     )
     jax.block_until_ready(compiled(*operands))
     stats = jax.devices()[0].memory_stats() or {}
@@ -159,14 +150,14 @@ def search(args) -> dict:
         "training": [(b, s) for b in doublings(args.max_batch) for s in args.training_steps],
     }
     for phase in args.phases:
-        candidates = []
+        candidates, compiled_best, best = [], None, None
         for batch, steps in plans[phase]:
             if any(
                 not c["fits"] and c["batch"] <= batch and c["steps"] <= steps for c in candidates
             ):
                 continue  # memory grows with batch and steps: a smaller one already overflowed
             start = time.perf_counter()
-            compiled = getattr(setup, phase)(batch, steps)
+            compiled = setup.compile(phase, batch, steps)
             entry = {
                 "batch": batch,
                 "steps": steps,
@@ -180,41 +171,46 @@ def search(args) -> dict:
                 f"{entry['estimated_bytes'] / 2**30:8.2f} GiB {'fits' if entry['fits'] else ''}",
                 flush=True,
             )
-        best = largest_fitting(candidates, budget)
+            if largest_fitting(candidates, budget) is entry:
+                best, compiled_best = entry, compiled  # kept for --run: no second compile
         if best is not None and args.run:
-            compiled = getattr(setup, phase)(best["batch"], best["steps"])
-            best["measured_peak_bytes"] = measure_run(
-                compiled, functools.partial(_operands, setup, phase, best)
+            # The device's peak is per process: a later phase's figure is the peak of both.
+            best["measured_process_peak_bytes"] = measure_run(
+                compiled_best, setup.operands(phase, best["batch"], best["steps"])
             )
         report["phases"][phase] = {"candidates": candidates, "largest_fitting": best}
     return report
 
 
-def _operands(setup: Candidates, phase: str, best: dict):
-    batch, steps = best["batch"], best["steps"]
-    inputs = setup._batched_inputs(batch)
-    if phase == "inference":
-        return (setup.params, setup.constants, inputs, _abstract(setup.forcings, batch, steps))
-    return (
-        setup.params,
-        setup.constants,
-        inputs,
-        _abstract(setup.targets, batch, steps),
-        _abstract(setup.forcings, batch, steps),
-    )
+def _positive(kind):
+    """An argparse type: a number of ``kind`` (int or float) above zero, else a usage error."""
+    noun = "whole number" if kind is int else "number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {noun} above zero")
+        return value
+
+    return parse
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(benchmark.CONFIGS), default="full")
     parser.add_argument("--precision", choices=["float32", "bfloat16"], default="bfloat16")
-    parser.add_argument("--budget-gb", type=float, default=80.0, help="device memory, GiB")
+    parser.add_argument(
+        "--budget-gb", type=_positive(float), default=80.0, help="device memory, GiB"
+    )
     parser.add_argument("--phases", nargs="+", choices=["inference", "training"],
                         default=["inference", "training"])  # fmt: skip
-    parser.add_argument("--max-batch", type=int, default=16)
-    parser.add_argument("--inference-steps", type=int, nargs="+", default=[1, 4, 10, 40],
+    parser.add_argument("--max-batch", type=_positive(int), default=16)
+    parser.add_argument("--inference-steps", type=_positive(int), nargs="+", default=[1, 4, 10, 40],
                         help="steps per compiled rollout chunk to try")  # fmt: skip
-    parser.add_argument("--training-steps", type=int, nargs="+", default=[1, 4, 12],
+    parser.add_argument("--training-steps", type=_positive(int), nargs="+", default=[1, 4, 12],
                         help="autoregressive steps in the loss to try")  # fmt: skip
     parser.add_argument("--run", action="store_true",
                         help="run the largest fitting candidates once and record the peak")  # fmt: skip
@@ -236,7 +232,7 @@ def main(argv=None) -> dict:
         "configuration": {
             "name": args.config,
             "precision": args.precision,
-            "model": {k: v for k, v in vars(model).items()},
+            "model": dataclasses.asdict(model),
             "pressure_levels": len(task.pressure_levels),
             "grid_resolution_deg": resolution,
             "estimate": "XLA buffer assignment of the compiled program: "

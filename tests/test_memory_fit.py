@@ -77,3 +77,18 @@ def test_tiny_search_grows_with_batch_and_stops_at_the_budget(memory_fit, tmp_pa
     assert [(c["batch"], c["fits"]) for c in phase["candidates"]] == [(1, True), (2, False)]
     training = tight["phases"]["training"]["candidates"]
     assert training[0]["estimated_bytes"] > 0 and len(training) <= 3
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--max-batch", "0", "'0' is not a whole number above zero"),
+        ("--training-steps", "two", "'two' is not a whole number above zero"),
+        ("--budget-gb", "-1", "'-1' is not a number above zero"),
+    ],
+)
+def test_bad_numbers_are_one_line_usage_errors(memory_fit, capsys, option, value, message):
+    with pytest.raises(SystemExit) as exited:
+        memory_fit.parse_args([option, value])
+    assert exited.value.code == 2
+    assert f"argument {option}: {message}" in capsys.readouterr().err

@@ -95,6 +95,10 @@ class Predictor:
         """The arrays every call needs besides the parameters: graph and statistics."""
         return {"graph": graph_arrays(self.graphs), "normalization": self.normalization}
 
+    def _cast(self, params):
+        # Parameters are stored in float32; the network runs in the compute dtype.
+        return jax.tree.map(lambda p: p.astype(self.compute_dtype), params)
+
     def prepare(self, params, constants) -> dict:
         """``constants`` plus the terms of a step that depend only on ``params`` and the graph.
 
@@ -105,12 +109,10 @@ class Predictor:
         """
         if "static" in constants:
             return constants
-        dtype = self.compute_dtype
         static_terms = transformed_static(
-            self.model_config, self.task_config, self.gather_first_layer, dtype
+            self.model_config, self.task_config, self.gather_first_layer, self.compute_dtype
         )
-        params = jax.tree.map(lambda p: p.astype(dtype), params)
-        static = static_terms.apply(params, None, constants["graph"])
+        static = static_terms.apply(self._cast(params), None, constants["graph"])
         return {**constants, "static": static}
 
     def normalized_outputs(self, params, constants, inputs: Frames, forcings: Frames) -> jax.Array:
@@ -138,9 +140,12 @@ class Predictor:
         _, num_lat, num_lon, channels = features.shape
         grid_inputs = features.transpose(1, 2, 0, 3).reshape(num_lat * num_lon, batch, channels)
         dtype = self.compute_dtype
-        params = jax.tree.map(lambda p: p.astype(dtype), params)
         outputs = self.core.apply(
-            params, None, grid_inputs.astype(dtype), constants["graph"], constants.get("static")
+            self._cast(params),
+            None,
+            grid_inputs.astype(dtype),
+            constants["graph"],
+            constants.get("static"),
         )
         outputs = outputs.astype(jnp.float32).reshape(num_lat, num_lon, batch, -1)
         return outputs.transpose(2, 0, 1, 3)

@@ -141,7 +141,10 @@ def graphcast_static(
       ``{network: {edge_set: {term: array}}}``; see ``TypedGraphNetwork.static_edges``.
     """
     networks = _networks(model_config, num_outputs, gather_first_layer)
-    edge_sets = _edge_sets(graph, dtype)
+    return _static_terms(networks, _edge_sets(graph, dtype))
+
+
+def _static_terms(networks: dict[str, TypedGraphNetwork], edge_sets: dict) -> dict:
     return {name: networks[name].static_edges(edge_sets[name]) for name in networks}
 
 
@@ -172,7 +175,7 @@ def graphcast_core(
     num_mesh_nodes = graph["mesh_node_features"].shape[0]
     networks = _networks(model_config, num_outputs, gather_first_layer)
     edge_sets = _edge_sets(graph, dtype)
-    static = static or {name: networks[name].static_edges(edge_sets[name]) for name in networks}
+    static = static or _static_terms(networks, edge_sets)  # outside vmap: once per batch
     grid_features = graph["grid_node_features"].astype(dtype)
     # Mesh nodes get zeros in place of the grid's inputs, so both encoders have the same width.
     mesh_nodes = jnp.concatenate(
