@@ -9,9 +9,15 @@ the device in question (on a CPU it describes the CPU's compilation, a rough gui
 process's measured peak (``peak_bytes_in_use``, GPUs only; it never goes down, so run one phase
 per process for a figure of that phase alone).
 
+Without the GPU, ``--target-config`` compiles for a compile-only CUDA device described by an XLA
+GPU target config (``targets/h100-sxm-80gb.txtpb``): XLA's GPU compiler does the same buffer
+assignment as on the card. It needs JAX's CUDA plugin (``pip install "jax[cuda12]"``), not a GPU
+or a driver.
+
 Usage (from the repository root)::
 
     python benchmarks/memory_fit.py --config full --budget-gb 80
+    python benchmarks/memory_fit.py --config full --target-config benchmarks/targets/h100-sxm-80gb.txtpb
     python benchmarks/memory_fit.py --config tiny --budget-gb 0.05 --max-batch 4   # smoke test
 
 Writes ``benchmarks/results/<device>-<config>-memory.json`` and prints a table.
@@ -24,6 +30,7 @@ import dataclasses
 import datetime
 import functools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -70,31 +77,83 @@ def _abstract(array, batch: int, steps: int | None = None):
     return jax.ShapeDtypeStruct(tuple(shape), array.dtype)
 
 
+def compile_only_device(target_config: Path):
+    """A CUDA device to compile for without a GPU, described by an XLA GPU target config file.
+
+    Raises:
+      SystemExit: with a one-line message when the file can't be read or JAX's CUDA plugin is
+        missing.
+    """
+    from jax.experimental import topologies
+
+    try:
+        text = target_config.read_text()
+    except OSError as error:
+        raise SystemExit(f"memory_fit: cannot read {target_config}: {error.strerror}") from None
+    try:
+        topology = topologies.get_topology_desc(
+            "memory-fit", "cuda", target_config=text, topology="1x1x1"
+        )
+    except (
+        Exception
+    ) as error:  # NotImplementedError without the plugin, XlaRuntimeError on bad text
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise SystemExit(
+            f"memory_fit: cannot compile for {target_config} ({reason}); "
+            'it needs JAX\'s CUDA plugin: pip install "jax[cuda12]"'
+        ) from None
+    return topology.devices[0]
+
+
+def placed_on(tree, device):
+    """Every array leaf of ``tree`` as an abstract shape on ``device`` (compile-only devices
+    hold no data, so parameters and constants become shapes too)."""
+    import jax
+
+    sharding = jax.sharding.SingleDeviceSharding(device)
+    return jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding), tree
+    )
+
+
 class Candidates:
     """One configuration's predictor and example shapes, to compile candidates from."""
 
-    def __init__(self, config: str, precision: str):
+    def __init__(self, config: str, precision: str, device=None):
         import jax
         import jax.numpy as jnp
 
         from graphcast_zero import data, rollout, training
-        from graphcast_zero.predictor import build_predictor
+        from graphcast_zero.predictor import build_predictor, default_edge_term_reuse
 
         model, task, dataset, stats, params = benchmark.example(config, 1)
         inputs, targets, forcings = data.extract_inputs_targets_forcings(
             dataset, task, slice("6h", "6h")
         )
+        # The edge terms are kept as a forecast on that device would keep them.
+        platform = jax.default_backend() if device is None else device.platform
         self.predictor = build_predictor(
-            model, task, stats, dataset.lat.values, dataset.lon.values, precision
-        )
+            model, task, stats, dataset.lat.values, dataset.lon.values, precision,
+            reuse_edge_terms=default_edge_term_reuse(platform),
+        )  # fmt: skip
         self.params = jax.tree.map(jnp.asarray, params)
         self.constants = self.predictor.constants()
+        # Forecasts (rollout.predict) prepare the constants once and pass them to every chunk;
+        # only the shapes of the prepared terms are needed.
+        prepared = jax.eval_shape(self.predictor.prepare, self.params, self.constants)
+        static = {"static": prepared["static"]} if "static" in prepared else {}
+        self.prepared = {**self.constants, **static}
         self.inputs = data.dataset_to_arrays(inputs)
         self.targets = data.dataset_to_arrays(targets)
         self.forcings = data.dataset_to_arrays(forcings)
+        self.device = device  # None: the default device, else a compile-only target
         self.programs = {
-            # A rollout chunk of `steps` steps for `batch` forecasts.
-            "inference": jax.jit(functools.partial(rollout.rollout_scan, self.predictor)),
+            # A rollout chunk of `steps` steps for `batch` forecasts; the state is donated
+            # on accelerators, as rollout.predict does.
+            "inference": jax.jit(
+                functools.partial(rollout.rollout_scan, self.predictor),
+                donate_argnums=() if platform == "cpu" else (2,),
+            ),
             # Loss + gradients over `steps` steps, rematerialised per step.
             "training": jax.jit(
                 functools.partial(training.loss_and_grads, self.predictor, remat=True)
@@ -111,12 +170,13 @@ class Candidates:
             for name, array in self.inputs.items()
         }
         per_step = [self.forcings] if phase == "inference" else [self.targets, self.forcings]
-        return (
+        operands = (
             self.params,
-            self.constants,
+            self.prepared if phase == "inference" else self.constants,
             inputs,
             *({n: _abstract(a, batch, steps) for n, a in frames.items()} for frames in per_step),
         )
+        return operands if self.device is None else placed_on(operands, self.device)
 
     def compile(self, phase: str, batch: int, steps: int):
         """The compiled program of one candidate."""
@@ -140,10 +200,13 @@ def measure_run(compiled, operands) -> float | None:
     return stats.get("peak_bytes_in_use")
 
 
-def search(args) -> dict:
-    """Compiles every candidate of both phases and picks the largest that fits the budget."""
+def search(args, device=None) -> dict:
+    """Compiles every candidate of both phases and picks the largest that fits the budget.
+
+    ``device``: a compile-only target (``compile_only_device``), or None for the default device.
+    """
     budget = args.budget_gb * 2**30
-    setup = Candidates(args.config, args.precision)
+    setup = Candidates(args.config, args.precision, device)
     report = {"budget_bytes": budget, "phases": {}}
     plans = {
         "inference": [(b, s) for b in doublings(args.max_batch) for s in args.inference_steps],
@@ -214,15 +277,43 @@ def parse_args(argv=None):
                         help="autoregressive steps in the loss to try")  # fmt: skip
     parser.add_argument("--run", action="store_true",
                         help="run the largest fitting candidates once and record the peak")  # fmt: skip
+    parser.add_argument("--target-config", type=Path,
+                        help="XLA GPU target config: compile for that GPU without one (no --run)")  # fmt: skip
     parser.add_argument(
         "--output", help="JSON path (default: results/<device>-<config>-memory.json)"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.run and args.target_config is not None:
+        parser.error("--run needs the device itself; --target-config only compiles")
+    return args
+
+
+def target_info(device, target_config: Path) -> dict:
+    """The device description of a compile-only target, in ``benchmark.device_info``'s shape."""
+    host = benchmark.device_info()
+    return {
+        "platform": "gpu",
+        "device_kind": device.device_kind,
+        "device_count": 1,
+        "compile_only": True,
+        "target_config": target_config.name,
+        "cpu_model": host["cpu_model"],
+        "cpu_count": host["cpu_count"],
+    }
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    info = benchmark.device_info()
+    if args.target_config is not None:
+        # A CPU-only box: keep the CUDA plugin from looking for a GPU it would not find.
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+        device = compile_only_device(args.target_config)
+        info = target_info(device, args.target_config)
+        label = benchmark.device_label(info) + "-compile-only"
+        source = f"compiled without the device, for {args.target_config.name}"
+    else:
+        device, info, source = None, benchmark.device_info(), "compiled for the device"
+        label = benchmark.device_label(info)
     model, task, resolution = benchmark.configs(args.config)
     report = {
         "format": "graphcast-zero-memory-fit/1",
@@ -237,10 +328,10 @@ def main(argv=None) -> dict:
             "grid_resolution_deg": resolution,
             "estimate": "XLA buffer assignment of the compiled program: "
             "arguments + outputs + temporaries - aliased",
+            "estimate_source": source,
         },
-        **search(args),
+        **search(args, device),
     }
-    label = benchmark.device_label(info)
     output = Path(args.output or HERE / "results" / f"{label}-{args.config}-memory.json")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=1) + "\n")

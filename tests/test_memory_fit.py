@@ -92,3 +92,58 @@ def test_bad_numbers_are_one_line_usage_errors(memory_fit, capsys, option, value
         memory_fit.parse_args([option, value])
     assert exited.value.code == 2
     assert f"argument {option}: {message}" in capsys.readouterr().err
+
+
+def test_run_needs_the_device_itself(memory_fit, capsys):
+    with pytest.raises(SystemExit) as exited:
+        memory_fit.parse_args(
+            ["--run", "--target-config", "benchmarks/targets/h100-sxm-80gb.txtpb"]
+        )
+    assert exited.value.code == 2
+    assert "--run needs the device itself" in capsys.readouterr().err
+
+
+def test_a_missing_target_config_is_named(memory_fit, tmp_path):
+    missing = tmp_path / "a100.txtpb"
+    with pytest.raises(SystemExit, match=f"cannot read {missing}: No such file"):
+        memory_fit.compile_only_device(missing)
+
+
+def test_the_h100_target_compiles_without_a_gpu_or_says_what_to_install(memory_fit):
+    target = REPO_ROOT / "benchmarks" / "targets" / "h100-sxm-80gb.txtpb"
+    plugins = importlib.util.find_spec("jax_plugins") and [
+        importlib.util.find_spec(f"jax_plugins.xla_cuda{version}") for version in (12, 13)
+    ]
+    if not any(plugins or []):
+        with pytest.raises(SystemExit, match=r'pip install "jax\[cuda12\]"'):
+            memory_fit.compile_only_device(target)
+    else:
+        device = memory_fit.compile_only_device(target)
+        assert device.device_kind == "NVIDIA H100 80GB HBM3"
+        info = memory_fit.target_info(device, target)
+        assert info["compile_only"] and info["target_config"] == "h100-sxm-80gb.txtpb"
+
+
+def test_operands_placed_on_a_device_compile_to_the_same_estimate(memory_fit):
+    import jax
+
+    cpu = jax.devices("cpu")[0]
+    plain = memory_fit.Candidates("tiny", "float32")
+    placed = memory_fit.Candidates("tiny", "float32", device=cpu)
+    # On a CPU a forecast keeps the edge terms, so inference is compiled with them prepared.
+    assert placed.predictor.reuse_edge_terms
+    assert "static" in placed.operands("inference", 1, 1)[1]
+    assert "static" not in placed.operands("training", 1, 1)[1]
+    operands = placed.operands("training", 2, 1)
+    leaves = jax.tree.leaves(operands)
+    assert all(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in leaves)
+    assert {leaf.sharding.device_set == {cpu} for leaf in leaves} == {True}
+    # Parameters keep their shapes and batch-dependent inputs their new batch.
+    assert jax.tree.map(lambda a: a.shape, operands[0]) == jax.tree.map(
+        lambda a: a.shape, plain.params
+    )
+    assert next(iter(operands[3].values())).shape[:2] == (2, 1)  # targets [batch, steps, ...]
+    estimate = memory_fit.peak_bytes
+    assert estimate(placed.compile("inference", 1, 2).memory_analysis()) == estimate(
+        plain.compile("inference", 1, 2).memory_analysis()
+    )

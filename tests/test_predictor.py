@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from graphcast_zero.predictor import resolve_precision
+from graphcast_zero.predictor import default_edge_term_reuse, resolve_precision
 
 
 @pytest.mark.parametrize(
@@ -21,6 +22,11 @@ from graphcast_zero.predictor import resolve_precision
 )
 def test_auto_precision_is_float32_on_cpus_only(precision, backend, expected):
     assert resolve_precision(precision, backend) == expected
+
+
+@pytest.mark.parametrize("backend, expected", [("cpu", True), ("gpu", False), ("tpu", False)])
+def test_edge_terms_are_kept_for_a_forecast_on_cpus_only(backend, expected):
+    assert default_edge_term_reuse(backend) is expected
 
 
 def test_unknown_precision_names_the_choices():
@@ -52,28 +58,39 @@ def test_prepared_constants_give_the_same_step(official_bundle, step_inputs, pre
         np.testing.assert_allclose(prepared, unprepared, atol=1 / 32, rtol=1 / 64)
 
 
-def test_static_terms_keep_only_what_later_steps_read(official_bundle):
-    predictor = official_bundle.predictor("float32")
-    static = jax.eval_shape(predictor.prepare, official_bundle.params, predictor.constants())[
-        "static"
-    ]
-    latent = predictor.model_config.latent_size
+def _static_shapes(bundle, precision):
+    predictor = bundle.predictor(precision)
+    constants = jax.eval_shape(predictor.prepare, bundle.params, predictor.constants())
     graphs = predictor.graphs
-    # Encoder and decoder pass messages once: only the first edge product is needed.
-    assert static["grid2mesh"]["grid2mesh"].keys() == {"first_product"}
-    assert static["mesh2grid"]["mesh2grid"].keys() == {"first_product"}
-    # The processor's later steps add to the encoded edges, so those are kept too.
-    assert static["mesh"]["mesh"].keys() == {"first_product", "latents"}
     num_edges = {
         "grid2mesh": graphs.grid2mesh.senders.shape[0],
         "mesh": graphs.mesh.senders.shape[0],
         "mesh2grid": graphs.mesh2grid.senders.shape[0],
     }
+    return constants["static"], num_edges, predictor.model_config.latent_size
+
+
+def test_static_terms_keep_only_what_later_steps_read(official_bundle):
+    static, num_edges, latent = _static_shapes(official_bundle, "float32")
+    # Encoder and decoder pass messages once: only the first edge product is needed.
+    assert static["grid2mesh"]["grid2mesh"].keys() == {"first_product"}
+    assert static["mesh2grid"]["mesh2grid"].keys() == {"first_product"}
+    # The processor's later steps add to the encoded edges, so those are kept too.
+    assert static["mesh"]["mesh"].keys() == {"first_product", "latents"}
     for network, edge_sets in static.items():
         for terms in edge_sets.values():
             # No batch axis: the same terms serve every example of a batch.
             assert terms["first_product"].shape == (num_edges[network], latent)
             assert terms["first_product"].dtype == np.float32
+
+
+def test_bfloat16_keeps_the_encoded_edges_not_their_twice_as_large_product(official_bundle):
+    static, num_edges, latent = _static_shapes(official_bundle, "bfloat16")
+    for network, edge_sets in static.items():
+        for terms in edge_sets.values():
+            assert terms.keys() == {"latents"}
+            assert terms["latents"].shape == (num_edges[network], latent)
+            assert terms["latents"].dtype == jnp.bfloat16
 
 
 def test_prepare_returns_prepared_constants_unchanged(official_bundle):
@@ -102,3 +119,24 @@ def test_training_recomputes_prepared_terms_from_its_parameters(official_bundle)
     encoder = "grid2mesh_gnn/~_networks_builder/encoder_edges_grid2mesh_mlp/~/linear_0"
     np.testing.assert_array_equal(stale_grads[encoder]["w"], grads[encoder]["w"])
     assert np.abs(grads[encoder]["w"]).max() > 0  # gradients reach the edge encoder
+
+
+def test_without_reuse_each_step_computes_its_own_edge_terms(official_bundle, step_inputs):
+    import dataclasses
+
+    from graphcast_zero import rollout
+
+    reusing = official_bundle.predictor("float32")
+    assert reusing.reuse_edge_terms  # the tests run on a CPU
+    fresh = dataclasses.replace(reusing, reuse_edge_terms=False)
+    constants = fresh.constants()
+    assert fresh.prepare(official_bundle.params, constants) is constants
+    inputs, forcings = step_inputs
+    outputs = [
+        jax.jit(rollout.rollout_scan, static_argnums=0)(
+            predictor, official_bundle.params, predictor.constants(), inputs, forcings
+        )[1]
+        for predictor in (reusing, fresh)
+    ]
+    for name in outputs[0]:
+        np.testing.assert_allclose(outputs[1][name], outputs[0][name], rtol=1e-5, atol=1e-5)

@@ -50,6 +50,20 @@ def resolve_precision(precision: str, backend: str | None = None) -> Precision:
     return precision  # type: ignore[return-value]
 
 
+def default_edge_term_reuse(backend: str | None = None) -> bool:
+    """Whether forecasts keep the step-independent edge terms by default (``Predictor.prepare``).
+
+    On CPUs they are a sixth of each 1° step's arithmetic, worth holding in memory. On GPUs and
+    TPUs their ~5 TFLOP per 0.25° step take milliseconds, while holding them takes device
+    memory: about 5 GB at 0.25° in bfloat16 (XLA's buffer assignment for an H100), which made a
+    0.25° forecast need more memory than the official code's.
+
+    Args:
+      backend: ``jax.default_backend()`` by default.
+    """
+    return (backend or jax.default_backend()) == "cpu"
+
+
 Frames = dict[str, jax.Array]  # {variable: [batch, time, lat, lon, channels]}
 
 
@@ -67,6 +81,8 @@ class Predictor:
       precision: ``bfloat16`` (the official demo's mode: float32 parameters and statistics,
         network activations in bfloat16) or ``float32``.
       gather_first_layer: the faster, mathematically equal edge-MLP evaluation.
+      reuse_edge_terms: whether ``prepare`` computes the step-independent edge terms once per
+        forecast (see ``default_edge_term_reuse``); when False each step computes its own.
     """
 
     model_config: ModelConfig
@@ -77,6 +93,7 @@ class Predictor:
     normalization: NormalizationArrays
     precision: Precision = "bfloat16"
     gather_first_layer: bool = True
+    reuse_edge_terms: bool = True
 
     @property
     def core(self) -> hk.Transformed:
@@ -105,9 +122,10 @@ class Predictor:
         The encoded edges and their share of the first edge updates are the same at every step of
         a forecast; computing them once saves about a sixth of each step at 1°. The result is only
         valid for these parameters: pass ``constants()`` again after the parameters change.
-        Already prepared constants are returned unchanged.
+        Already prepared constants, and any constants when ``reuse_edge_terms`` is off, are
+        returned unchanged.
         """
-        if "static" in constants:
+        if "static" in constants or not self.reuse_edge_terms:
             return constants
         static_terms = transformed_static(
             self.model_config, self.task_config, self.gather_first_layer, self.compute_dtype
@@ -215,6 +233,7 @@ def build_predictor(
     precision: Precision = "bfloat16",
     gather_first_layer: bool = True,
     graphs: GraphCastGraphs | None = None,
+    reuse_edge_terms: bool | None = None,
 ) -> Predictor:
     """Builds the graphs and statistics arrays for a grid and returns the predictor.
 
@@ -226,8 +245,12 @@ def build_predictor(
         (see ``resolve_precision``).
       gather_first_layer: use the faster edge-MLP evaluation (same maths).
       graphs: prebuilt graphs for this grid, if cached.
+      reuse_edge_terms: keep the step-independent edge terms for a whole forecast; None
+        chooses by device (``default_edge_term_reuse``).
     """
     precision = resolve_precision(precision)
+    if reuse_edge_terms is None:
+        reuse_edge_terms = default_edge_term_reuse()
     lat = np.asarray(lat, dtype=np.float64)
     lon = np.asarray(lon, dtype=np.float64)
     return Predictor(
@@ -239,4 +262,5 @@ def build_predictor(
         normalization=normalization_arrays(statistics, task_config),
         precision=precision,
         gather_first_layer=gather_first_layer,
+        reuse_edge_terms=reuse_edge_terms,
     )
