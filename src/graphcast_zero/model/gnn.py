@@ -255,28 +255,21 @@ class TypedGraphNetwork(hk.Module):
           edge_sets: per edge set, its structure and raw features.
 
         Returns:
-          Per edge set a dict with ``latents`` (the encoded edges, [num_edges, latent]) when a
-          step reads them, and, with ``gather_first_layer`` in float32, ``first_product`` (the
+          Per edge set a dict with ``latents`` (the encoded edges, [num_edges, latent]; only
+          when a later step needs them) and, with ``gather_first_layer``, ``first_product`` (the
           latents times their rows of the first message step's edge MLP, [num_edges, latent]
-          float32). In bfloat16 that product would take twice the bytes of the latents, so
-          the latents are kept instead and the first step multiplies them: at 0.25° the
-          decoder's product alone is 6.4 GB.
+          float32).
         """
         networks = self._built_networks()
+        widths = [self.latent_size] * 3  # edge, sender and receiver latents
         static = {}
         for name in self.edge_sets:
             latents = networks["encoder_edges"][name]([edge_sets[name].features])
-            keep_product = (
-                self.gather_first_layer
-                and self.message_steps > 0
-                and latents.dtype == jnp.float32  # the product is no bigger than the latents
-            )
             terms = {}
-            if not keep_product or self.message_steps > 1:
+            if not self.gather_first_layer or self.message_steps > 1:
                 terms["latents"] = latents
-            if keep_product:
+            if self.gather_first_layer and self.message_steps > 0:
                 first_linear = networks["edges_0"][name].mlp.layers[0]
-                widths = [self.latent_size] * 3  # edge, sender and receiver latents
                 terms["first_product"] = first_linear.part_product(latents, 0, widths).value
             static[name] = terms
         return static
@@ -296,7 +289,7 @@ class TypedGraphNetwork(hk.Module):
             network = networks[f"edges_{step}"][name]
             if self.gather_first_layer:
                 edge_part = edges[name]
-                if step == 0 and "first_product" in static[name]:
+                if step == 0:
                     edge_part = Product(static[name]["first_product"], self.latent_size)
                 new_edges[name] = network.gathered(
                     [edge_part, senders, receivers],
