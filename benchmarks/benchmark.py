@@ -458,6 +458,8 @@ def print_table(report: dict) -> None:
 
 
 def orchestrate(args) -> dict:
+    from graphcast_zero.workflow.files import write_json
+
     compare = official_available() if args.compare is None else args.compare
     if compare and not official_available():
         raise SystemExit("--compare needs DeepMind's graphcast importable in this Python")
@@ -497,7 +499,7 @@ def orchestrate(args) -> dict:
                     report["summary"] = summarize(report["runs"], args.rollout_steps)
                     report["ratios"] = ratios(report["summary"])
                     output.parent.mkdir(parents=True, exist_ok=True)
-                    output.write_text(json.dumps(report, indent=1) + "\n")
+                    write_json(report, output)  # atomic: a stopped run leaves the last whole file
     print_table(report)
     print(f"wrote {output}")
     return report

@@ -29,7 +29,6 @@ import argparse
 import dataclasses
 import datetime
 import functools
-import json
 import os
 import sys
 import time
@@ -81,8 +80,8 @@ def compile_only_device(target_config: Path):
     """A CUDA device to compile for without a GPU, described by an XLA GPU target config file.
 
     Raises:
-      SystemExit: with a one-line message when the file can't be read or JAX's CUDA plugin is
-        missing.
+      SystemExit: with a one-line message when the file can't be read or parsed, or JAX's CUDA
+        plugin is missing.
     """
     from jax.experimental import topologies
 
@@ -94,13 +93,16 @@ def compile_only_device(target_config: Path):
         topology = topologies.get_topology_desc(
             "memory-fit", "cuda", target_config=text, topology="1x1x1"
         )
-    except (
-        Exception
-    ) as error:  # NotImplementedError without the plugin, XlaRuntimeError on bad text
+    except NotImplementedError:  # no CUDA plugin: jax knows no "cuda" topology
+        raise SystemExit(
+            f"memory_fit: cannot compile for {target_config} here; it needs JAX's CUDA plugin: "
+            'pip install "jax[cuda12]"'
+        ) from None
+    except Exception as error:  # the plugin rejected the file's text
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise SystemExit(
-            f"memory_fit: cannot compile for {target_config} ({reason}); "
-            'it needs JAX\'s CUDA plugin: pip install "jax[cuda12]"'
+            f"memory_fit: {target_config} is not a valid XLA GPU target config ({reason}); "
+            "start from benchmarks/targets/h100-sxm-80gb.txtpb"
         ) from None
     return topology.devices[0]
 
@@ -148,13 +150,10 @@ class Candidates:
         self.forcings = data.dataset_to_arrays(forcings)
         self.device = device  # None: the default device, else a compile-only target
         self.programs = {
-            # A rollout chunk of `steps` steps for `batch` forecasts; the state is donated
-            # on accelerators, as rollout.predict does.
-            "inference": jax.jit(
-                functools.partial(rollout.rollout_scan, self.predictor),
-                donate_argnums=() if platform == "cpu" else (2,),
-            ),
-            # Loss + gradients over `steps` steps, rematerialised per step.
+            # A rollout chunk of `steps` steps for `batch` forecasts, compiled as
+            # rollout.predict compiles it on that platform.
+            "inference": rollout.chunk_program(self.predictor, platform),
+            # Loss + gradients over `steps` steps, rematerialised per step beyond one.
             "training": jax.jit(
                 functools.partial(training.loss_and_grads, self.predictor, remat=True)
             ),
@@ -303,6 +302,8 @@ def target_info(device, target_config: Path) -> dict:
 
 
 def main(argv=None) -> dict:
+    from graphcast_zero.workflow.files import write_json
+
     args = parse_args(argv)
     if args.target_config is not None:
         # A CPU-only box: keep the CUDA plugin from looking for a GPU it would not find.
@@ -334,7 +335,7 @@ def main(argv=None) -> dict:
     }
     output = Path(args.output or HERE / "results" / f"{label}-{args.config}-memory.json")
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=1) + "\n")
+    write_json(report, output)  # atomic: a stopped run leaves the last whole file
     for phase, result in report["phases"].items():
         best = result["largest_fitting"]
         text = "nothing fits" if best is None else (

@@ -109,7 +109,7 @@ def test_a_missing_target_config_is_named(memory_fit, tmp_path):
         memory_fit.compile_only_device(missing)
 
 
-def test_the_h100_target_compiles_without_a_gpu_or_says_what_to_install(memory_fit):
+def test_the_h100_target_compiles_without_a_gpu_or_says_what_to_install(memory_fit, tmp_path):
     target = REPO_ROOT / "benchmarks" / "targets" / "h100-sxm-80gb.txtpb"
     plugins = importlib.util.find_spec("jax_plugins") and [
         importlib.util.find_spec(f"jax_plugins.xla_cuda{version}") for version in (12, 13)
@@ -120,6 +120,10 @@ def test_the_h100_target_compiles_without_a_gpu_or_says_what_to_install(memory_f
     else:
         device = memory_fit.compile_only_device(target)
         assert device.device_kind == "NVIDIA H100 80GB HBM3"
+        bad = tmp_path / "bad.txtpb"
+        bad.write_text("gpu_device_info { no_such_field: 3 }\n")
+        with pytest.raises(SystemExit, match=f"{bad} is not a valid XLA GPU target config"):
+            memory_fit.compile_only_device(bad)
         info = memory_fit.target_info(device, target)
         assert info["compile_only"] and info["target_config"] == "h100-sxm-80gb.txtpb"
 

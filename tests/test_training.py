@@ -124,3 +124,15 @@ def test_remat_checkpoints_only_losses_over_several_steps(tiny):
     # One step: checkpointing could free nothing, so the program is the plain one.
     assert program(1, remat=True) == program(1, remat=False)
     assert program(2, remat=True) != program(2, remat=False)
+
+
+def test_chunks_donate_their_state_except_on_cpus(tiny):
+    predictor, params, (inputs, _, forcings) = tiny
+
+    def lowered(backend: str) -> str:
+        program = rollout.chunk_program(predictor, backend)
+        return program.lower(params, predictor.constants(), inputs, forcings).as_text()
+
+    donated = ("tf.aliasing_output", "jax.buffer_donor")
+    assert any(mark in lowered("gpu") for mark in donated)
+    assert not any(mark in lowered("cpu") for mark in donated)

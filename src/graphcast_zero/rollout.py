@@ -66,6 +66,18 @@ def rollout_scan(
     return {**static, **final}, {n: jnp.moveaxis(v, 0, 1) for n, v in predictions.items()}
 
 
+def chunk_program(predictor: Predictor, backend: Optional[str] = None):
+    """``rollout_scan`` jitted as ``predict`` runs each chunk: the input state (argument 2) is
+    donated to the next chunk's, except on CPUs, which cannot donate buffers.
+
+    Args:
+      predictor: the model.
+      backend: the platform compiled for; ``jax.default_backend()`` by default.
+    """
+    donate = () if (backend or jax.default_backend()) == "cpu" else (2,)
+    return jax.jit(functools.partial(rollout_scan, predictor), donate_argnums=donate)
+
+
 def _pad_steps(forcings: dict[str, np.ndarray], steps: int) -> dict[str, np.ndarray]:
     """Repeats the last forcing frame so a short final chunk has the full chunk length."""
     have = next(iter(forcings.values())).shape[1]
@@ -99,8 +111,7 @@ def predict(
     """
     total = next(iter(forcings.values())).shape[1]
     chunk = min(chunk_steps or total, total)
-    donate = () if jax.default_backend() == "cpu" else (2,)  # CPU cannot donate buffers
-    run = jax.jit(functools.partial(rollout_scan, predictor), donate_argnums=donate)
+    run = chunk_program(predictor)
     # Computed once for every chunk: the encoded edges depend only on parameters and graph.
     constants = jax.jit(predictor.prepare)(params, predictor.constants())
     state = {n: jnp.asarray(v) for n, v in inputs.items()}

@@ -117,8 +117,9 @@ def loss_and_diagnostics(
     weights = loss_weights(predictor)
     dtype = predictor.compute_dtype
     static, dynamic = _split_static(predictor, inputs)
-    # Once per loss, not per step, and always from these parameters (terms prepared earlier
-    # would hold the edge encoders still): gradients flow through them to the edge encoders.
+    # Always from these parameters (terms prepared earlier would hold the edge encoders still),
+    # once per loss where the predictor reuses edge terms, else per step (prepare is then a
+    # no-op): either way gradients flow through them to the edge encoders.
     unprepared = {name: value for name, value in constants.items() if name != "static"}
     constants = predictor.prepare(params, unprepared)
 
