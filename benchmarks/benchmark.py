@@ -498,7 +498,6 @@ def orchestrate(args) -> dict:
                     report["load_average"]["end"] = os.getloadavg()
                     report["summary"] = summarize(report["runs"], args.rollout_steps)
                     report["ratios"] = ratios(report["summary"])
-                    output.parent.mkdir(parents=True, exist_ok=True)
                     write_json(report, output)  # atomic: a stopped run leaves the last whole file
     print_table(report)
     print(f"wrote {output}")

@@ -334,7 +334,6 @@ def main(argv=None) -> dict:
         **search(args, device),
     }
     output = Path(args.output or HERE / "results" / f"{label}-{args.config}-memory.json")
-    output.parent.mkdir(parents=True, exist_ok=True)
     write_json(report, output)  # atomic: a stopped run leaves the last whole file
     for phase, result in report["phases"].items():
         best = result["largest_fitting"]

@@ -27,6 +27,12 @@ PRECISIONS = ("bfloat16", "float32")
 AUTO = "auto"  # bfloat16 on accelerators (as published), float32 on CPUs
 
 
+def on_cpu(backend: str | None = None) -> bool:
+    """Whether ``backend`` (``jax.default_backend()`` by default) is the CPU, where the per-device
+    defaults below (precision, edge-term reuse) and buffer donation differ from accelerators."""
+    return (backend or jax.default_backend()) == "cpu"
+
+
 def resolve_precision(precision: str, backend: str | None = None) -> Precision:
     """The precision to run: ``auto`` becomes bfloat16 on GPUs and TPUs, float32 on CPUs.
 
@@ -42,8 +48,7 @@ def resolve_precision(precision: str, backend: str | None = None) -> Precision:
       ValueError: for any other name.
     """
     if precision == AUTO:
-        backend = backend or jax.default_backend()
-        return "float32" if backend == "cpu" else "bfloat16"
+        return "float32" if on_cpu(backend) else "bfloat16"
     if precision not in PRECISIONS:
         choices = ", ".join((AUTO,) + PRECISIONS)
         raise ValueError(f"precision must be one of {choices}, not {precision!r}")
@@ -61,7 +66,7 @@ def default_edge_term_reuse(backend: str | None = None) -> bool:
     Args:
       backend: ``jax.default_backend()`` by default.
     """
-    return (backend or jax.default_backend()) == "cpu"
+    return on_cpu(backend)
 
 
 Frames = dict[str, jax.Array]  # {variable: [batch, time, lat, lon, channels]}

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from graphcast_zero.predictor import Frames, Predictor
+from graphcast_zero.predictor import Frames, Predictor, on_cpu
 
 
 def _split_static(predictor: Predictor, inputs: Frames) -> tuple[Frames, Frames]:
@@ -74,7 +74,7 @@ def chunk_program(predictor: Predictor, backend: Optional[str] = None):
       predictor: the model.
       backend: the platform compiled for; ``jax.default_backend()`` by default.
     """
-    donate = () if (backend or jax.default_backend()) == "cpu" else (2,)
+    donate = () if on_cpu(backend) else (2,)
     return jax.jit(functools.partial(rollout_scan, predictor), donate_argnums=donate)
 
 
