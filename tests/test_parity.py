@@ -19,6 +19,9 @@ from graphcast_zero.model.graphcast import init_params
 
 from .conftest import OFFICIAL
 
+# Compares values with reference files made on another machine (the `reference` marker).
+pytestmark = pytest.mark.reference
+
 REFERENCE = OFFICIAL / "reference"
 
 

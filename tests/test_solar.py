@@ -41,6 +41,7 @@ def _grid_dataset(datetimes: np.ndarray) -> xr.Dataset:
     )
 
 
+@pytest.mark.reference
 def test_reproduces_official_values_in_fixture():
     dataset = xr.load_dataset(FIXTURE_DATASET)
     official = dataset[solar.TISR].values.astype(np.float64)  # [1, 6, 46, 90], up to ~5.05e6
@@ -50,11 +51,16 @@ def test_reproduces_official_values_in_fixture():
     error = np.abs(ours.values - official)
     # Measured: max 1.5 J/m² (3e-7 of the largest value), mean 0.09; DeepMind's code run with
     # and without jit differs from itself by 1.5 J/m². Exact float64 arithmetic would be ~40 off.
+    # 4 J/m² is 8 float32 ulps at 5e6: the float32 hour integral and XLA's float32 sines (whose
+    # vector code differs between CPUs) each round at that scale, a few ulps in all.
     assert error.max() <= 4.0
     # The mean depends on the XLA version's float32 operation order: 0.09 J/m² with jax 0.10, 0.43
     # with jax 0.6 (Python 3.10); a float64 implementation is tens of J/m² off at the maximum.
     assert error.mean() <= 1.0
-    np.testing.assert_array_equal(ours.values == 0, official == 0)  # same night side
+    # Same night side: a cell that is dark on one side and not on the other can only be one where
+    # the sun grazes the horizon at the hour's end, with a value within the error bound above.
+    np.testing.assert_array_equal(ours.values[official > 4.0] > 0, True)
+    np.testing.assert_array_equal(ours.values[official == 0] <= 4.0, True)
 
 
 def test_zero_where_it_is_night_for_the_whole_hour():

@@ -90,6 +90,7 @@ def test_point_on_a_shared_edge_gets_one_of_its_two_faces(mesh2):
     np.testing.assert_array_equal(faces, trimesh.proximity.closest_point(surface, midpoints)[2])
 
 
+@pytest.mark.reference
 def test_matches_official_fixture_connectivity():
     official = np.load(GRAPH_SMALL)
     finest = mesh.mesh_hierarchy(3)[-1]

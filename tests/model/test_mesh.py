@@ -89,9 +89,15 @@ def test_negative_mesh_size_is_rejected():
         mesh.mesh_hierarchy(-1)
 
 
-def test_matches_official_mesh_bit_for_bit(hierarchy):
+@pytest.mark.reference
+def test_matches_official_mesh(hierarchy):
     official = np.load(GRAPH_SMALL)
-    np.testing.assert_array_equal(hierarchy[-1].vertices, official["mesh_vertices"])
-    np.testing.assert_array_equal(hierarchy[-1].faces, official["mesh_faces"])
+    np.testing.assert_array_equal(hierarchy[-1].faces, official["mesh_faces"])  # structure: exact
+    # Vertices are float64 arithmetic (the rotation's arcsin, normalisations) rounded to float32;
+    # another CPU's float64 transcendentals differ by a few float64 ulps, which can flip that
+    # rounding by at most one float32 ulp.
+    np.testing.assert_array_max_ulp(hierarchy[-1].vertices, official["mesh_vertices"], maxulp=1)
+    # The radius is a float32 product of two float32 numbers, the first from those vertices: one
+    # ulp from the vertices and one from each rounding.
     radius = np.float32(mesh.max_edge_length(hierarchy[-1])) * np.float32(0.6)
-    assert radius == official["query_radius"]
+    np.testing.assert_array_max_ulp(radius, official["query_radius"], maxulp=2)

@@ -4,8 +4,11 @@ Node coordinates are held, as in the official code, as float32 latitude/longitud
 vertices are converted to lat/lon once, in float32 like the official code), turned into float32
 radians and float32 unit vectors at the same points where the official code rounds; rotations,
 differences, lengths and normalisation are then done in float64 and the features cast to float32
-at the end. This reproduces the official features to ~1e-7; float64 throughout would differ from
-them by up to ~5e-6, the official rounding noise.
+at the end. Run on the same machine as the official code, this reproduces its features to ~1e-7;
+float64 throughout would differ from them by up to ~5e-6, the official rounding noise. Across
+machines neither is reproducible that closely: numpy's float32 trigonometry takes CPU-specific SIMD
+paths, so mesh coordinates (and with them the features) agree only to a few float32 ulps between
+CPUs, for the official code as for this one (``tests/model/test_graph.py`` derives the bounds).
 
 Edge features are ``[|d|, d]`` divided by the longest |d| of the edge set, where d is the sender
 minus the receiver position expressed in the receiver's local frame (up, east, north): that is the
@@ -141,7 +144,8 @@ def vertex_lat_lon(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Latitude in [-90, 90] and longitude in [0, 360] of unit vectors, as float32 degrees.
 
     Computed in float32 from float32 vertices, as the official code does: its mesh node
-    coordinates carry that rounding (up to ~3e-5 degrees), which we reproduce bit for bit.
+    coordinates carry that rounding (up to ~3e-5 degrees), which we reproduce bit for bit when
+    both run on the same CPU (float32 arccos and arctan2 differ by an ulp or two between CPUs).
 
     Args:
       vertices: [n, 3] unit vectors.

@@ -1,7 +1,8 @@
 """The icosahedral multi-mesh: a refined icosahedron on the unit sphere and its edges.
 
 Vertex positions are rounded to float32 at each step exactly where DeepMind's code rounds them
-(its mesh is float32), so that our vertices are bit-identical to the official ones: grid-mesh
+(its mesh is float32), so that our vertices are bit-identical to the official ones on the same CPU
+(another CPU's float64 transcendentals may flip a float32 rounding by one ulp): grid-mesh
 connectivity decisions at ties (grid points on a mesh edge) then come out the same. Everything
 derived from the vertices (lengths, features) is computed in float64.
 """
