@@ -38,9 +38,9 @@ TOLERANCES = {
     # Short float32 computations (parameter initialisers, the derived batches' solar radiation):
     # a few ulps of the array's largest value.
     "short": Tolerance("scale", 8 * EPS32),
-    # Graph features: numpy's float32 arctan2 places a mesh node 1 ulp (1.5e-5°) apart per CPU,
-    # and the edge features divide position differences by the longest edge (down to 0.04 rad):
-    # up to 1.5e-5 of the features' range, so 1e-4.
+    # Graph features: numpy's float32 arccos and arctan2 place mesh nodes up to 2 ulps (3e-5°)
+    # apart per CPU, and the edge features divide position differences by the longest edge (down
+    # to 0.04 rad): up to 1.5e-5 of the features' range, so 1e-4.
     "graph": Tolerance("scale", 1e-4),
     # float32 rollout: the last step adds the residual to the input at the variable's magnitude, so
     # its ulp (7.8e-3 Pa at 1e5 Pa: 1.6e-5 σ for mean sea-level pressure) is the floor; 1e-4 σ.
