@@ -229,7 +229,11 @@ def compare_configuration(
 
 
 def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else "…" + text[-(width - 1) :]
+    """``text`` cut to ``width`` from the left, keeping a leading folder (``dataset/…tail``)."""
+    if len(text) <= width:
+        return text
+    head = text.split("/", 1)[0] + "/" if "/" in text else ""
+    return head + "…" + text[-(width - len(head) - 1) :]
 
 
 def report(results: list[FileComparison]) -> tuple[str, bool]:
