@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from graphcast_zero import data, rollout, training
+from graphcast_zero import data, rollout
 from graphcast_zero.checkpoint import load_checkpoint
+from graphcast_zero.loss import loss_and_grads
 from graphcast_zero.predictor import build_predictor
 from graphcast_zero.statistics import load_statistics
 
@@ -96,9 +97,7 @@ def test_float32_loss_and_gradients(case):
     predictor = case.predictor("float32")
     _, (inputs, targets, forcings) = case.arrays(steps=1)
     (loss, diagnostics), grads = jax.jit(
-        lambda p: training.loss_and_grads(
-            predictor, p, predictor.constants(), inputs, targets, forcings
-        )
+        lambda p: loss_and_grads(predictor, p, predictor.constants(), inputs, targets, forcings)
     )(case.params)
     expected = case.loss["train_1step_float32"]
     assert float(loss) == pytest.approx(expected["loss"], rel=1e-5)

@@ -88,7 +88,7 @@ def test_prepare_returns_prepared_constants_unchanged(official_bundle):
 
 
 def test_training_recomputes_prepared_terms_from_its_parameters(official_bundle):
-    from graphcast_zero import training
+    from graphcast_zero.loss import loss_and_grads as gradients
 
     predictor = official_bundle.predictor("float32")
     params = official_bundle.params
@@ -97,7 +97,7 @@ def test_training_recomputes_prepared_terms_from_its_parameters(official_bundle)
     stale_constants = predictor.prepare(stale, predictor.constants())
 
     def loss_and_grads(constants):
-        return jax.jit(training.loss_and_grads, static_argnums=0)(
+        return jax.jit(gradients, static_argnums=0)(
             predictor, params, constants, inputs, targets, forcings
         )
 

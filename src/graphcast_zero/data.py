@@ -17,12 +17,11 @@ import pandas as pd
 import xarray as xr
 
 from graphcast_zero import solar
-from graphcast_zero.config import PROGRESS_FEATURES, TOA_RADIATION, TaskConfig
+from graphcast_zero.config import PROGRESS_FEATURES, STEP, TOA_RADIATION, TaskConfig
 
 SECONDS_PER_DAY = 86400
 # The year progress divides by the mean tropical year, so it does not wrap at calendar New Year.
 DAYS_PER_YEAR = 365.24219
-STEP = pd.Timedelta(hours=6)
 
 Arrays = dict[str, np.ndarray]
 LeadTimes = Union[slice, Sequence, str, pd.Timedelta]
@@ -111,6 +110,18 @@ def extract_inputs_targets_forcings(
         targets[list(task_config.target_variables)],
         targets[list(task_config.forcing_variables)],
     )
+
+
+def forecast_window(
+    dataset: xr.Dataset, task_config: TaskConfig, steps: int, start: int = 0
+) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
+    """(inputs, targets, forcings) of a ``steps``-step forecast whose first frame is ``start``.
+
+    The window holds the task's input frames and the ``steps`` frames after them; later frames
+    of the dataset are left out.
+    """
+    window = dataset.isel(time=slice(start, start + task_config.input_frames + steps))
+    return extract_inputs_targets_forcings(window, task_config, slice(STEP, steps * STEP))
 
 
 def variable_to_array(variable: xr.DataArray, num_lat: int, num_lon: int) -> np.ndarray:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
+PathLike = Union[str, os.PathLike]  # a file or folder as the user gives it
 DATA_DIR_ENV = "GRAPHCAST_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
 PAYLOAD_FOLDERS = ("params", "stats", "dataset", "outputs")

@@ -1,24 +1,23 @@
-"""The GraphCast training objective, its gradients, and optimiser steps with optax.
+"""The GraphCast training objective and its gradients.
 
 The loss is the official one: on normalised residuals (or normalised values for targets that are
 not inputs), squared error × latitude weight × level weight, averaged over everything but the
 batch, summed over variables with per-variable weights, averaged over autoregressive steps and
 then over the batch. In bfloat16 mode it is computed in bfloat16, as the official demo does.
+The optimiser step and the loop around it live in :mod:`graphcast_zero.train_loop`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from graphcast_zero.predictor import Frames, Predictor
-from graphcast_zero.rollout import _split_static, _time_major
+from graphcast_zero.rollout import split_static, time_major
 
 # Variables absent here weigh 1.0.
 VARIABLE_WEIGHTS = {
@@ -116,7 +115,7 @@ def loss_and_diagnostics(
     """
     weights = loss_weights(predictor)
     dtype = predictor.compute_dtype
-    static, dynamic = _split_static(predictor, inputs)
+    static, dynamic = split_static(predictor, inputs)
     # Always from these parameters (terms prepared earlier would hold the edge encoders still),
     # once per loss where the predictor reuses edge terms, else per step (prepare is then a
     # no-op): either way gradients flow through them to the edge encoders.
@@ -133,7 +132,7 @@ def loss_and_diagnostics(
         per_variable = per_variable_losses(outputs, normalized_target, weights, dtype)
         total = sum(VARIABLE_WEIGHTS.get(n, 1.0) * v for n, v in per_variable.items())
         predictions = predictor.denormalize(constants, frames, outputs)
-        carry = _split_static(predictor, predictor.next_inputs(carry, predictions, forcing))[1]
+        carry = split_static(predictor, predictor.next_inputs(carry, predictions, forcing))[1]
         cast = {n: v.astype(jnp.float32) for n, v in per_variable.items()}
         return carry, (total.astype(jnp.float32), cast)
 
@@ -142,7 +141,7 @@ def loss_and_diagnostics(
     if remat and next(iter(targets.values())).shape[1] > 1:
         step = jax.checkpoint(step)
     _, (losses, diagnostics) = jax.lax.scan(
-        step, dynamic, (_time_major(targets), _time_major(forcings))
+        step, dynamic, (time_major(targets), time_major(forcings))
     )
     # [steps, batch] -> mean over steps, then over the batch.
     return losses.mean(axis=0).mean(), {n: v.mean(axis=0).mean() for n, v in diagnostics.items()}
@@ -155,34 +154,3 @@ def loss_and_grads(predictor: Predictor, params, constants, inputs, targets, for
         return loss_and_diagnostics(predictor, p, constants, inputs, targets, forcings, remat)
 
     return jax.value_and_grad(objective, has_aux=True)(params)
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainState:
-    """Parameters and optimiser state after some steps."""
-
-    params: Any
-    opt_state: Any
-    step: int
-
-
-def default_optimizer(learning_rate: float = 1e-4, clip_norm: Optional[float] = 32.0):
-    """AdamW with gradient clipping, as in the paper's fine-tuning (a constant rate here)."""
-    parts = [optax.clip_by_global_norm(clip_norm)] if clip_norm else []
-    parts.append(optax.adamw(learning_rate, b1=0.9, b2=0.95, weight_decay=0.1))
-    return optax.chain(*parts)
-
-
-def make_train_step(predictor: Predictor, optimizer, remat: bool = False):
-    """A jitted ``(params, opt_state, constants, inputs, targets, forcings) -> (params,
-    opt_state, loss, diagnostics)`` optimiser step."""
-
-    def train_step(params, opt_state, constants, inputs, targets, forcings):
-        (loss, diagnostics), grads = loss_and_grads(
-            predictor, params, constants, inputs, targets, forcings, remat
-        )
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        return params, opt_state, loss, diagnostics
-
-    return jax.jit(train_step)

@@ -21,7 +21,7 @@ import xarray as xr
 
 from graphcast_zero import config
 from graphcast_zero.atomic import atomic_path
-from graphcast_zero.catalog import DEMO_MODEL
+from graphcast_zero.config import DEMO_MODEL
 from graphcast_zero.errors import InputError
 from graphcast_zero.paths import STATS_FILES, DataPaths
 
@@ -30,7 +30,7 @@ R_DRY = 287.05  # J/(kg K)
 DEMO_DATE = "2022-01-01"
 DEMO_RESOLUTION = 4.0
 DEMO_STEPS = 8
-SYNTHETIC = "SYNTHETIC demo data from graphcast_zero.demo: smooth analytic fields, not ERA5"
+SYNTHETIC = "SYNTHETIC demo data from graphcast_zero.synthetic: smooth analytic fields, not ERA5"
 # Continents as (lat, lon, radius) bumps in degrees; their sum is thresholded into coastlines.
 _CONTINENTS = (
     (47, -100, 20), (62, -115, 17), (33, -88, 12), (66, -150, 10), (20, -100, 8), (73, -40, 10),
@@ -347,7 +347,7 @@ def make_checkpoint(seed: int = 0, resolution: float = DEMO_RESOLUTION):
         model_config=DEMO_MODEL.model_config,
         task_config=DEMO_MODEL.task_config,
         description=f"SYNTHETIC demo checkpoint: random, untrained weights (seed {seed}); "
-        "written by graphcast_zero.demo for offline demos. Not a GraphCast forecast model.",
+        "written by graphcast_zero.synthetic for offline demos. Not a GraphCast forecast model.",
         license="Random weights: no licence restrictions (CC0).",
     )
 
