@@ -285,22 +285,3 @@ losses.append(float(after))
 print("loss before each step, then after the last:", [round(value, 4) for value in losses])
 plotting.loss_figure(losses, title="loss on this batch")
 """
-
-CELLS = [
-    IMPORTS,
-    CHOOSE,
-    LOCATE,
-    FETCH,
-    LISTING,
-    LOAD,
-    PLOT_CHOICE,
-    PLOT_INPUTS,
-    EXTRACT,
-    PREDICT,
-    PLOT_PRED_CHOICE,
-    PLOT_PRED,
-    EVALUATE,
-    LOSS,
-    GRADS,
-    TRAIN,
-]

@@ -244,11 +244,13 @@ def _place(name: str) -> Optional[tuple[str, str, str]]:
 
 def human_size(num_bytes: float) -> str:
     """``1536`` -> ``1.5 KiB``."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(num_bytes) < 1024 or unit == "TiB":
-            return f"{num_bytes:.0f} {unit}" if unit == "B" else f"{num_bytes:.1f} {unit}"
+    if abs(num_bytes) < 1024:
+        return f"{num_bytes:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
         num_bytes /= 1024
-    raise AssertionError("unreachable")
+        if abs(num_bytes) < 1024:
+            return f"{num_bytes:.1f} {unit}"
+    return f"{num_bytes / 1024:.1f} TiB"
 
 
 def _listing_row(

@@ -33,16 +33,17 @@ def seconds_since_epoch(datetimes: np.ndarray) -> np.ndarray:
 
 
 def year_progress(seconds: np.ndarray) -> np.ndarray:
-    """Fraction of the mean tropical year elapsed, in [0, 1), float32."""
+    """Fraction of the mean tropical year elapsed, in [0, 1), float64 (the features are float32)."""
     years = seconds / SECONDS_PER_DAY / np.float64(DAYS_PER_YEAR)
-    return np.mod(years, 1.0).astype(np.float32)
+    return np.mod(years, 1.0)
 
 
 def day_progress(seconds: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
-    """Local solar-day fraction in [0, 1) at each longitude: shape ``seconds.shape + [n_lon]``."""
+    """Local solar-day fraction in [0, 1) at each longitude: shape ``seconds.shape + [n_lon]``,
+    float64 (the features are float32)."""
     greenwich = np.mod(seconds, SECONDS_PER_DAY) / SECONDS_PER_DAY
     offsets = np.deg2rad(np.asarray(lon_deg, dtype=np.float64)) / (2 * np.pi)
-    return np.mod(greenwich[..., None] + offsets, 1.0).astype(np.float32)
+    return np.mod(greenwich[..., None] + offsets, 1.0)
 
 
 def add_progress_features(dataset: xr.Dataset) -> xr.Dataset:
@@ -58,7 +59,8 @@ def add_progress_features(dataset: xr.Dataset) -> xr.Dataset:
     }
     new = {}
     for name, (dims, progress) in features.items():
-        phase = progress * (2 * np.pi)
+        # The official features are computed from the float32 progress.
+        phase = progress.astype(np.float32) * (2 * np.pi)
         for suffix, fn in (("sin", np.sin), ("cos", np.cos)):
             if f"{name}_{suffix}" not in dataset:
                 new[f"{name}_{suffix}"] = xr.Variable(dims, fn(phase).astype(np.float32))

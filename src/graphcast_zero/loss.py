@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from graphcast_zero.evaluation import latitude_weights
 from graphcast_zero.predictor import Frames, Predictor
 from graphcast_zero.rollout import split_static, time_major
 
@@ -28,11 +29,9 @@ VARIABLE_WEIGHTS = {
 }
 
 
-def latitude_weights(lat_deg: Sequence[float]) -> np.ndarray:
-    """Unit-mean weights proportional to the area of each latitude band.
-
-    The grid must be equally spaced and either include both poles (then the pole rows cover half
-    a band: weight sin²(Δ/4)) or stop half a spacing short of them.
+def check_latitudes(lat_deg: Sequence[float]) -> None:
+    """The grids the official loss accepts: equally spaced latitudes that either include both
+    poles or stop half a spacing short of them.
 
     Raises:
       ValueError: for unequal spacing or a grid of neither kind.
@@ -45,13 +44,8 @@ def latitude_weights(lat_deg: Sequence[float]) -> np.ndarray:
     if np.isclose(np.abs(lat).max(), 90.0):
         if not (np.isclose(lat.max(), 90.0) and np.isclose(lat.min(), -90.0)):
             raise ValueError("a grid with one pole must include the other")
-        weights = np.cos(np.deg2rad(lat)) * np.sin(np.deg2rad(delta / 2))
-        weights[[0, -1]] = np.sin(np.deg2rad(delta / 4)) ** 2
-    else:
-        if not (np.isclose(lat.max(), 90 - delta / 2) and np.isclose(lat.min(), -90 + delta / 2)):
-            raise ValueError("latitudes must include the poles or end half a spacing from them")
-        weights = np.cos(np.deg2rad(lat))
-    return weights / weights.mean()
+    elif not (np.isclose(lat.max(), 90 - delta / 2) and np.isclose(lat.min(), -90 + delta / 2)):
+        raise ValueError("latitudes must include the poles or end half a spacing from them")
 
 
 def level_weights(levels: Sequence[int]) -> np.ndarray:
@@ -69,8 +63,10 @@ class LossWeights:
 
 
 def loss_weights(predictor: Predictor) -> LossWeights:
+    """The predictor grid's area weights (``evaluation.latitude_weights``) and level weights."""
+    check_latitudes(predictor.lat)
     return LossWeights(
-        latitude=latitude_weights(predictor.lat)[:, None, None],
+        latitude=latitude_weights(predictor.lat).values[:, None, None],
         level=level_weights(predictor.task_config.pressure_levels),
     )
 

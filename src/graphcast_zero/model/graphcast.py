@@ -20,7 +20,6 @@ from graphcast_zero.model.gnn import EdgeSetInputs, TypedGraphNetwork
 from graphcast_zero.model.graph import GraphCastGraphs, build_graphs
 
 GRID, MESH = "grid_nodes", "mesh_nodes"
-STRUCTURAL_NODE_FEATURES = 3  # sin(lat), cos(lon), sin(lon)
 
 
 def variable_channels(name: str, task_config: TaskConfig) -> int:

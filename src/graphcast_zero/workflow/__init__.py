@@ -36,7 +36,7 @@ from graphcast_zero.workflow.run_folder import (
     default_run_name,
     staged_folder,
 )
-from graphcast_zero.workflow.run_info import PACKAGES, environment_info
+from graphcast_zero.workflow.run_info import RECORDED_PACKAGES, environment_info
 from graphcast_zero.workflow.scoring import (
     CHART_LEVEL,
     MAP_VARIABLE,
@@ -59,7 +59,6 @@ from graphcast_zero.workflow.train import (
     TrainingResult,
     build_training_predictor,
     choose_training_inputs,
-    random_checkpoint,
     run_training,
     save_training,
     train_predictor,
@@ -68,17 +67,17 @@ from graphcast_zero.workflow.train import (
 __all__ = [
     "CHART_LEVEL",
     "HISTORY",
-    "MAP_VARIABLE",
-    "OPTIMIZER_STATE",
-    "PACKAGES",
-    "PREDICTIONS",
-    "RUN_INFO",
-    "TRAINED",
     "InferenceResult",
     "Log",
+    "MAP_VARIABLE",
+    "OPTIMIZER_STATE",
+    "PREDICTIONS",
+    "RECORDED_PACKAGES",
+    "RUN_INFO",
     "RandomModel",
     "ScoredRun",
     "Setup",
+    "TRAINED",
     "TrainingInputs",
     "TrainingPlan",
     "TrainingResult",
@@ -96,7 +95,6 @@ __all__ = [
     "parse_lead_time",
     "positive_number",
     "precision_option",
-    "random_checkpoint",
     "run_demo",
     "run_evaluate",
     "run_inference",

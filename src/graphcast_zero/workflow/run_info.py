@@ -6,7 +6,8 @@ import contextlib
 import importlib.metadata
 import sys
 
-PACKAGES = ("jax", "jaxlib", "dm-haiku", "optax", "xarray", "numpy", "graphcast-zero")
+# The packages whose versions a run records (``invoke doctor`` checks its own list).
+RECORDED_PACKAGES = ("jax", "jaxlib", "dm-haiku", "optax", "xarray", "numpy", "graphcast-zero")
 
 
 def environment_info() -> dict:
@@ -14,7 +15,7 @@ def environment_info() -> dict:
     import jax
 
     versions = {"python": sys.version.split()[0]}
-    for package in PACKAGES:
+    for package in RECORDED_PACKAGES:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[package] = importlib.metadata.version(package)
     devices = jax.devices()

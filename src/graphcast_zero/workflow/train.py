@@ -20,6 +20,7 @@ import numpy as np
 
 from graphcast_zero import validation
 from graphcast_zero.checkpoint import Checkpoint, load_checkpoint
+from graphcast_zero.config import TASK_13, TASK_37, ModelConfig, TaskConfig
 from graphcast_zero.errors import InputError
 from graphcast_zero.paths import DataPaths, PathLike
 from graphcast_zero.predictor import Predictor
@@ -52,36 +53,37 @@ class RandomModel:
     levels: int = 13
     seed: int = 0
 
+    def model_config(self) -> ModelConfig:
+        """The architecture as a ``ModelConfig``; a value below 1 is an InputError."""
+        for option in ("mesh_size", "latent_size", "gnn_msg_steps", "hidden_layers"):
+            if getattr(self, option) < 1:
+                flag = option.replace("_", "-")
+                raise InputError(f"--{flag} must be at least 1, not {getattr(self, option)}")
+        return ModelConfig(
+            resolution=0.0,
+            mesh_size=self.mesh_size,
+            latent_size=self.latent_size,
+            gnn_msg_steps=self.gnn_msg_steps,
+            hidden_layers=self.hidden_layers,
+            radius_query_fraction_edge_length=0.6,
+        )
 
-def random_checkpoint(lat, lon, model: Optional[RandomModel] = None) -> Checkpoint:
-    """An untrained model like the official notebook's random one (resolution 0 fits any grid)."""
-    from graphcast_zero.config import TASK_13, TASK_37, ModelConfig
-    from graphcast_zero.model.graphcast import init_params
+    def task_config(self) -> TaskConfig:
+        """The published task with this many levels; other counts are an InputError."""
+        if self.levels not in (13, 37):
+            raise InputError(f"--levels must be 13 or 37, not {self.levels}")
+        return TASK_13 if self.levels == 13 else TASK_37
 
-    model = model or RandomModel()
-    if model.levels not in (13, 37):
-        raise InputError(f"--levels must be 13 or 37, not {model.levels}")
-    for option in ("mesh_size", "latent_size", "gnn_msg_steps", "hidden_layers"):
-        if getattr(model, option) < 1:
-            flag = option.replace("_", "-")
-            raise InputError(f"--{flag} must be at least 1, not {getattr(model, option)}")
-    model_config = ModelConfig(
-        resolution=0.0,
-        mesh_size=model.mesh_size,
-        latent_size=model.latent_size,
-        gnn_msg_steps=model.gnn_msg_steps,
-        hidden_layers=model.hidden_layers,
-        radius_query_fraction_edge_length=0.6,
-    )
-    task = TASK_13 if model.levels == 13 else TASK_37
-    return Checkpoint(
-        params=init_params(model_config, task, lat, lon, model.seed),
-        model_config=model_config,
-        task_config=task,
-        description=f"Random, untrained GraphCast weights (seed {model.seed}), "
-        "graphcast_zero run-training",
-        license="Random weights: no licence restrictions (CC0).",
-    )
+    def checkpoint(self, lat: np.ndarray, lon: np.ndarray) -> Checkpoint:
+        """Random weights of this architecture on the grid, like the official notebook's."""
+        from graphcast_zero.synthetic import random_checkpoint
+
+        task_config = self.task_config()  # the levels first, as the options are listed
+        return random_checkpoint(
+            self.model_config(), task_config, lat, lon, seed=self.seed,
+            description=f"Random, untrained GraphCast weights (seed {self.seed}), "
+            "graphcast_zero run-training",
+        )  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,7 +242,7 @@ def choose_training_inputs(
     if resume:
         start = load_checkpoint(target)
     elif random:
-        start = random_checkpoint(*_dataset_grid(paths, dataset), random_model)
+        start = (random_model or RandomModel()).checkpoint(*_dataset_grid(paths, dataset))
     else:
         start = load_checkpoint(choose_params(paths, params))
     setup = load_setup(
