@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from graphcast_zero.config import ModelConfig
+from graphcast_zero.config import DEMO_MODEL
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
@@ -88,14 +89,7 @@ def official_bundle() -> OfficialBundle:
 
 
 # A one-refinement mesh and 8-wide latents: the smallest model that runs every code path.
-TINY = ModelConfig(
-    resolution=0.0,
-    mesh_size=1,
-    latent_size=8,
-    gnn_msg_steps=1,
-    hidden_layers=1,
-    radius_query_fraction_edge_length=0.6,
-)
+TINY = dataclasses.replace(DEMO_MODEL.model_config, mesh_size=1, latent_size=8, gnn_msg_steps=1)
 
 
 @pytest.fixture(scope="session")

@@ -184,13 +184,8 @@ DEMO_MODEL = PublishedModel(
         "GraphCast_demo - SYNTHETIC random weights - resolution 0 - pressure levels 13 - "
         "mesh 3 - precipitation input and output.npz"
     ),
-    model_config=ModelConfig(
-        resolution=0.0,
-        mesh_size=3,
-        latent_size=32,
-        gnn_msg_steps=4,
-        hidden_layers=1,
-        radius_query_fraction_edge_length=0.6,
+    model_config=dataclasses.replace(
+        _PUBLISHED_MODEL, resolution=0.0, mesh_size=3, latent_size=32, gnn_msg_steps=4
     ),
     task_config=TASK_13,
 )

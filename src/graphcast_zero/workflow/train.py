@@ -104,6 +104,29 @@ class TrainingPlan:
 
 
 @dataclasses.dataclass(frozen=True)
+class TrainingFiles:
+    """The options that choose what training starts from and where it writes.
+
+    Attributes:
+      params: checkpoint to start from (default: the newest in ``<data>/params``).
+      random: start from random weights with the architecture ``random_model``.
+      random_model: the architecture and seed of ``random`` weights (default ``RandomModel()``).
+      dataset, stats_dir: training data and statistics (defaults from the data folder).
+      output: the checkpoint to write (default ``<data>/outputs/<timestamp>-train/params.npz``).
+      resume: continue from ``output`` (default: the newest trained checkpoint), with its
+        optimiser state.
+    """
+
+    params: Optional[PathLike] = None
+    random: bool = False
+    random_model: Optional[RandomModel] = None
+    dataset: Optional[PathLike] = None
+    stats_dir: Optional[PathLike] = None
+    output: Optional[PathLike] = None
+    resume: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainingInputs:
     """What a training run starts from and where it writes.
 
@@ -165,19 +188,15 @@ def run_training(
 
     Args:
       paths: the data folder.
-      params: checkpoint to start from (default: the newest in ``<data>/params``).
-      random: start from random weights with the architecture ``random_model``.
-      random_model: the architecture and seed of ``random`` weights (default ``RandomModel()``).
-      dataset, stats_dir: training data and statistics (defaults from the data folder).
+      params, random, random_model, dataset, stats_dir: what to start from and train on, as in
+        :class:`TrainingFiles`.
       steps: autoregressive steps in the loss.
       iterations: optimiser steps to run.
       learning_rate: AdamW's rate.
       batch_size: windows per step (default: one per device); a multiple of the device count.
       precision: ``auto`` (bfloat16 on accelerators, float32 on CPUs), ``bfloat16`` or
         ``float32``.
-      output: the checkpoint to write (default ``<data>/outputs/<timestamp>-train/params.npz``).
-      resume: continue from ``output`` (default: the newest trained checkpoint), with its
-        optimiser state.
+      output, resume: where to write, and whether to continue there (:class:`TrainingFiles`).
       progress: show a progress bar with the loss.
       log: where to print messages.
     """
@@ -192,10 +211,11 @@ def run_training(
         learning_rate=positive_number(learning_rate, "--learning-rate"),
         batch_size=batch_size,
     )
-    inputs = choose_training_inputs(
-        paths, params=params, random=random, random_model=random_model, dataset=dataset,
-        stats_dir=stats_dir, steps=steps, output=output, resume=resume,
+    files = TrainingFiles(
+        params=params, random=random, random_model=random_model, dataset=dataset,
+        stats_dir=stats_dir, output=output, resume=resume,
     )  # fmt: skip
+    inputs = choose_training_inputs(paths, files, steps=steps)
     use_compilation_cache(paths.cache / "jax")
     predictor = build_training_predictor(paths, inputs, precision)
     trained = train_predictor(predictor, inputs, plan, progress=progress)
@@ -216,38 +236,27 @@ def run_training(
 # -------------------------------------------------------------------------------- choose inputs
 
 
-def choose_training_inputs(
-    paths: DataPaths,
-    *,
-    params: Optional[PathLike] = None,
-    random: bool = False,
-    random_model: Optional[RandomModel] = None,
-    dataset: Optional[PathLike] = None,
-    stats_dir: Optional[PathLike] = None,
-    steps: int = 1,
-    output: Optional[PathLike] = None,
-    resume: bool = False,
-) -> TrainingInputs:
+def choose_training_inputs(paths: DataPaths, files: TrainingFiles, *, steps: int) -> TrainingInputs:
     """The starting checkpoint, the checked dataset and statistics, and the checkpoint to write.
 
-    Options as for :func:`run_training`. Everything is checked here, before anything compiles.
+    Everything is checked here, before anything compiles; ``steps`` is the loss's step count.
     """
-    if params and random:
+    if files.params and files.random:
         raise InputError("--params and --random exclude each other: keep one")
-    if resume and (params or random):
+    if files.resume and (files.params or files.random):
         raise InputError(
             "--resume continues the checkpoint named by --output: drop --params/--random"
         )
-    target = _training_output(paths, output, resume)
-    if resume:
+    target = _training_output(paths, files.output, files.resume)
+    if files.resume:
         start = load_checkpoint(target)
-    elif random:
-        start = (random_model or RandomModel()).checkpoint(*_dataset_grid(paths, dataset))
+    elif files.random:
+        model = files.random_model or RandomModel()
+        start = model.checkpoint(*_dataset_grid(paths, files.dataset))
     else:
-        start = load_checkpoint(choose_params(paths, params))
-    setup = load_setup(
-        paths, params if not (random or resume) else target, dataset, stats_dir, steps, start
-    )
+        start = load_checkpoint(choose_params(paths, files.params))
+    params = target if (files.random or files.resume) else files.params
+    setup = load_setup(paths, params, files.dataset, files.stats_dir, steps, start)
     validation.check_finite(
         setup.dataset,
         start.task_config,
@@ -255,7 +264,7 @@ def choose_training_inputs(
         setup.dataset_path.name,
     )
     validation.check_writable_folder(target.parent)
-    return TrainingInputs(start=start, setup=setup, target=target, resume=resume)
+    return TrainingInputs(start=start, setup=setup, target=target, resume=files.resume)
 
 
 def _training_output(paths: DataPaths, output: Optional[PathLike], resume: bool) -> Path:
