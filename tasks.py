@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from invoke import Exit, task
+from invoke import Exit, Task, task
 
 try:
     from graphcast_zero import environment
@@ -35,6 +35,14 @@ PRECISION_HELP = (
 )
 
 
+class LetterShortFlagTask(Task):
+    """invoke's Task whose automatic short flags are letters: invoke would give an option whose
+    name's letters are all taken the dash of its name (`--, --reset-optimizer`)."""
+
+    def arg_opts(self, name, default, taken_names):
+        return super().arg_opts(name, default, taken_names | {"-"})
+
+
 def gz_task(**task_options):
     """Like `invoke.task`, but a GraphCastZeroError ends the task with its one-line message."""
 
@@ -46,7 +54,7 @@ def gz_task(**task_options):
             except GraphCastZeroError as err:
                 raise Exit(str(err), code=1) from None
 
-        return task(**task_options)(run_body)
+        return task(klass=LetterShortFlagTask, **task_options)(run_body)
 
     return decorate
 
@@ -158,7 +166,10 @@ def run_inference(
         "data_dir": DATA_DIR_HELP,
         "stats_dir": "folder with the three statistics files (default: <data>/stats)",
         "learning_rate": "AdamW learning rate (1e-3 suits random weights; ~1e-5 to fine-tune)",
-        "resume": "continue the checkpoint at --output (default: the newest trained one)",
+        "resume": "continue the checkpoint at --output (default: the newest trained one) and "
+        "its optimiser state",
+        "reset_optimizer": "with --resume: keep the weights, start the optimiser's moments afresh "
+        "(the iteration count goes on from training.json); for a state that does not fit",
         "batch_size": "time windows per iteration (default: one per device)",
         "precision": PRECISION_HELP,
         "mesh_size": "--random: mesh refinements",
@@ -174,7 +185,7 @@ def run_training(
     data_dir: Optional[str] = None, stats_dir: Optional[str] = None,
     learning_rate: str = "1e-3", resume: bool = False, batch_size: int = 0,
     precision: str = "auto", mesh_size: int = 4, latent_size: int = 32, gnn_msg_steps: int = 4,
-    hidden_layers: int = 1, levels: int = 13,
+    hidden_layers: int = 1, levels: int = 13, reset_optimizer: bool = False,
 ):  # fmt: skip
     """Train GraphCast for a few iterations and save a checkpoint in the official format."""
     from graphcast_zero import workflow
@@ -187,7 +198,7 @@ def run_training(
         data_paths(c, data_dir), params=params, random=random, random_model=random_model,
         dataset=dataset, stats_dir=stats_dir, steps=steps, iterations=iterations,
         learning_rate=learning_rate, batch_size=batch_size or None, precision=precision,
-        output=output, resume=resume,
+        output=output, resume=resume, reset_optimizer=reset_optimizer,
     )  # fmt: skip
 
 
@@ -248,7 +259,21 @@ def demo(c, data_dir: Optional[str] = None):
 def test(c, pytest_args: str = ""):
     """Run the test suite with pytest."""
     with c.cd(str(ROOT)):
-        c.run(f"{shlex.quote(sys.executable)} -m pytest {pytest_args} {c.remainder}", pty=False)
+        command = f"{shlex.quote(sys.executable)} -m pytest {pytest_args} {remainder(c)}"
+        c.run(command, pty=False)
+
+
+def remainder(c) -> str:
+    """The arguments after `--`, quoted for the shell again.
+
+    invoke joins them with spaces, so `-- -m "not slow"` would reach pytest as `-m not slow`;
+    when they came from this process's command line, they are taken from there instead.
+    """
+    if "--" in sys.argv:
+        after = sys.argv[sys.argv.index("--") + 1 :]
+        if " ".join(after) == c.remainder:
+            return shlex.join(after)
+    return c.remainder
 
 
 @gz_task(help={"fix": "apply ruff's fixes and reformat instead of only checking"})

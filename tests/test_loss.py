@@ -79,6 +79,7 @@ def test_error_of_one_everywhere_gives_unit_loss_per_variable():
         np.testing.assert_allclose(value, 1.0, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_remat_checkpoints_only_losses_over_several_steps(tiny):
     predictor, params, (inputs, targets, forcings) = tiny
     constants = predictor.constants()

@@ -20,6 +20,9 @@ from graphcast_zero.model.graphcast import init_params
 
 from .conftest import OFFICIAL
 
+# Each case compiles real rollouts, losses and gradients: minutes in all on a small CPU.
+pytestmark = pytest.mark.slow
+
 REFERENCE = OFFICIAL / "reference"
 
 

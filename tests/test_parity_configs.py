@@ -25,6 +25,9 @@ from graphcast_zero.statistics import load_statistics
 
 from .conftest import DATA_DIR
 
+# Each case compiles real rollouts, losses and gradients: minutes in all on a small CPU.
+pytestmark = pytest.mark.slow
+
 CASES = ("mesh2_37lev", "precip_out", "m2g_norm", "mesh4")
 
 

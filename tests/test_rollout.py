@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+import pytest
 
 from graphcast_zero import rollout
 
 
+@pytest.mark.slow
 def test_rollout_first_step_equals_one_step(tiny):
     predictor, params, (inputs, _, forcings) = tiny
     predictions = rollout.predict(predictor, params, inputs, forcings)

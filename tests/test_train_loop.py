@@ -10,6 +10,7 @@ from graphcast_zero.config import TASK_13
 from graphcast_zero.errors import InputError
 
 
+@pytest.mark.slow
 def test_optimizer_steps_reduce_the_loss(tiny):
     predictor, params, (inputs, targets, forcings) = tiny
     optimizer = train_loop.default_optimizer(learning_rate=3e-3)

@@ -1,9 +1,10 @@
 """Graphs kept on disk: built once per grid and mesh, loaded by later runs.
 
-Building the three graphs for a 0.25° grid takes about 6 s on 2 CPU cores (3 s on a GPU
-machine's host), as long as a whole 10-day forecast's steps on an H100; loading them back takes
-0.13 s. The file name is a hash of everything the graphs depend on (the grid, the mesh settings
-and this package's version), so a changed grid, model or package never reads a stale file.
+Building the three graphs for a 0.25° grid takes seconds of host time (``graph_build_s`` in
+``benchmarks/``), about as long as a whole forecast's steps on a fast GPU, while loading them back
+takes a small fraction of that. The file name is a hash of everything the graphs depend on (the
+grid, the mesh settings and this package's version), so a changed grid, model or package never
+reads a stale file.
 The model code itself stays free of I/O: this module sits at the edge, beside the workflow, and
 :func:`assemble_predictor` puts a predictor together on the cached graphs for every caller.
 """

@@ -133,7 +133,7 @@ def loss_and_diagnostics(
         return carry, (total.astype(jnp.float32), cast)
 
     # With one step there is nothing to free: its activations feed its own backward pass, and
-    # checkpointing only adds the recomputation's buffers (1 GiB more at 1° on an H100).
+    # checkpointing only adds the recomputation's buffers.
     if remat and next(iter(targets.values())).shape[1] > 1:
         step = jax.checkpoint(step)
     _, (losses, diagnostics) = jax.lax.scan(

@@ -7,6 +7,7 @@ the workflow: the training loop itself (:mod:`graphcast_zero.train_loop`) never 
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,10 @@ import jax
 import numpy as np
 
 from graphcast_zero.atomic import atomic_path
+from graphcast_zero.errors import InputError
+
+# How to go on when the saved state cannot continue: the weights can, with fresh moments.
+RESET_HINT = "pass --reset-optimizer to continue the weights with fresh optimiser moments"
 
 
 def save_optimizer_state(opt_state, iterations: int, path: Path) -> Path:
@@ -32,18 +37,38 @@ def save_optimizer_state(opt_state, iterations: int, path: Path) -> Path:
 def load_optimizer_state(path: Path, template) -> tuple[Any, int]:
     """Restores a state saved by :func:`save_optimizer_state` into ``template``'s structure.
 
-    Returns ``(template, 0)`` when there is no such file or it does not fit the template (a
-    different optimiser or model): training then resumes with fresh moments.
+    Args:
+      path: the saved state.
+      template: a state of the optimiser and model that will continue (``optimizer.init``).
+
+    Returns:
+      (the saved state in ``template``'s structure, the iterations it has done).
+
+    Raises:
+      InputError: the file is missing or unreadable, or it does not fit ``template`` (another
+        optimiser or model): the message says what differs.
     """
     leaves, treedef = jax.tree.flatten(template)
     if not path.is_file():
-        return template, 0
+        raise InputError(f"no optimizer state {path} to resume: {RESET_HINT}")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            saved = [archive[f"leaf_{i}"] for i in range(len(leaves))]
-            iterations = int(archive["iterations"])
-    except (OSError, KeyError, ValueError):
-        return template, 0
-    if any(np.shape(a) != np.shape(b) for a, b in zip(saved, leaves, strict=True)):
-        return template, 0
-    return jax.tree.unflatten(treedef, saved), iterations
+            stored = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise InputError(
+            f"optimizer state {path} cannot be read ({type(error).__name__}): {RESET_HINT}"
+        ) from None
+    saved = [stored.get(f"leaf_{i}") for i in range(len(leaves))]
+    count = sum(name.startswith("leaf_") for name in stored)
+    if count != len(leaves) or any(leaf is None for leaf in saved) or "iterations" not in stored:
+        raise InputError(
+            f"optimizer state {path} holds {count} arrays but this optimiser and model need "
+            f"{len(leaves)} (another optimiser or model): {RESET_HINT}"
+        )
+    for index, (ours, theirs) in enumerate(zip(saved, leaves, strict=True)):
+        if np.shape(ours) != np.shape(theirs):
+            raise InputError(
+                f"optimizer state {path} array {index} has shape {np.shape(ours)} but this "
+                f"model needs {np.shape(theirs)} (another model): {RESET_HINT}"
+            )
+    return jax.tree.unflatten(treedef, saved), int(stored["iterations"])

@@ -55,8 +55,8 @@ _TSI_YEARS = 1951.5 + np.arange(_TSI_W_M2.size, dtype=np.float64)  # [84]
 
 # Samples of the integrand summed per step of the compiled loop (the 361 samples are padded to 384
 # with zero weights). A pairwise sum within each step keeps float32 rounding of the whole sum as
-# small as an exact sum of the same terms would give (measured on the fixture), and one fused
-# kernel per step runs at about 0.1 s per time on a 0.25-degree grid on two CPU cores.
+# small as an exact sum of the same terms would give (checked on the fixture), and one fused
+# kernel per step keeps a 0.25-degree grid fast on a CPU.
 _SAMPLES_PER_STEP = 24
 
 

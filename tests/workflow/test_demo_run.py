@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from graphcast_zero import workflow
 from graphcast_zero.checkpoint import load_checkpoint
 from graphcast_zero.paths import DataPaths
@@ -9,6 +11,7 @@ from graphcast_zero.paths import DataPaths
 from .conftest import assert_picture
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_path_offline(tmp_path, compile_cache):
     lines = []
     report = workflow.run_demo(DataPaths(tmp_path / "demo"), iterations=2, log=lines.append)

@@ -46,14 +46,33 @@ def test_predictions_file_is_what_the_rollout_returned(forecast):
         np.testing.assert_array_equal(values, array, err_msg=name)
 
 
-def test_predictions_match_the_official_bfloat16_rollout(forecast):
+def assert_matches_official(predictions: Path, reference: str, worst: float, mean: float):
+    """Every variable within ``worst`` σ (max) and ``mean`` σ (mean) of the official rollout,
+    σ the standard deviation of the official predictions (as in tests/test_parity.py)."""
+    written = xr.load_dataset(predictions)
+    official = xr.load_dataset(OFFICIAL / "reference" / reference)
+    for name in official.data_vars:
+        difference = np.abs(written[name].transpose(*official[name].dims).values - official[name])
+        sigma = float(official[name].std())
+        assert float(difference.max()) <= worst * sigma, name
+        assert float(difference.mean()) <= mean * sigma, name
+
+
+def test_predictions_match_the_official_float32_rollout(forecast):
     _, result, _ = forecast
-    written = xr.load_dataset(result.predictions_path)
-    reference = xr.load_dataset(OFFICIAL / "reference" / "predictions.nc")
-    for name in reference.data_vars:
-        ours = written[name].transpose(*reference[name].dims).values
-        sigma = reference[name].values.std()
-        assert np.abs(ours - reference[name].values).max() <= 0.15 * sigma, name
+    assert json.loads((result.run_dir / "run.json").read_text())["precision"] == "float32"
+    # The parity tests' float32 tolerances: max 1e-3 σ, mean 1e-4 σ.
+    assert_matches_official(result.predictions_path, "predictions_float32.nc", 1e-3, 1e-4)
+
+
+@pytest.mark.slow
+def test_a_bfloat16_forecast_matches_the_official_bfloat16_rollout(tmp_path, compile_cache):
+    paths = copy_fixture(tmp_path / "data")
+    result = workflow.run_inference(paths, precision="bfloat16", run_name="bf16",
+                                    progress=False, log=lambda _: None)  # fmt: skip
+    assert json.loads((result.run_dir / "run.json").read_text())["precision"] == "bfloat16"
+    # The parity tests' bfloat16 tolerances: max 0.15 σ, mean 2e-2 σ.
+    assert_matches_official(result.predictions_path, "predictions.nc", 0.15, 2e-2)
 
 
 def test_run_json_records_inputs_versions_device_and_timings(forecast):
@@ -159,6 +178,7 @@ def invoke(*args: str, cache: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_invoke_run_inference_and_a_bad_input(tmp_path, compile_cache):
     paths = copy_fixture(tmp_path / "data")
     ok = invoke("run-inference", "--data-dir", str(paths.root), "--run-name", "cli", "--steps", "2",

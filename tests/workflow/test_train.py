@@ -15,6 +15,7 @@ import pytest
 from graphcast_zero import workflow
 from graphcast_zero.checkpoint import load_checkpoint
 from graphcast_zero.errors import InputError
+from graphcast_zero.paths import DataPaths
 
 from ..conftest import FIXTURE_DATASET, OFFICIAL
 from .conftest import DATASET_NAME, PARAMS_NAME, assert_picture, copy_fixture, replace_dataset
@@ -77,6 +78,35 @@ def test_resume_continues_with_the_optimizer_state(trained):
         workflow.run_training(paths, random=True, resume=True, log=lambda _: None)
 
 
+def test_a_state_that_does_not_fit_needs_reset_optimizer(trained, tmp_path):
+    paths, _ = trained
+    copy = DataPaths(tmp_path / "data")  # its own folder: the other tests resume the newest run
+    shutil.copytree(paths.root, copy.root)
+    target = copy.outputs / "t" / "params.npz"
+    state = target.parent / workflow.OPTIMIZER_STATE
+    with np.load(state) as saved:
+        arrays = {name: saved[name] for name in saved.files}
+    leaves = sum(name.startswith("leaf_") for name in arrays)
+    del arrays[f"leaf_{leaves - 1}"]  # as if saved by an optimiser with one state array fewer
+    np.savez(state, **arrays)
+    before = json.loads((target.parent / workflow.HISTORY).read_text())
+    options = dict(output=target, resume=True, iterations=1, progress=False, log=lambda _: None)
+    with pytest.raises(InputError, match=f"holds {leaves - 1} arrays .*need {leaves}") as raised:
+        workflow.run_training(copy, **options)
+    assert "\n" not in str(raised.value) and "--reset-optimizer" in str(raised.value)
+    again = workflow.run_training(copy, reset_optimizer=True, **options)
+    # Fresh moments, but the weights' iterations go on from training.json.
+    assert again.iterations_done == before["iterations"] + 1
+    after = json.loads((target.parent / workflow.HISTORY).read_text())
+    assert after["iterations"] == again.iterations_done
+    assert after["losses"] == before["losses"] + again.losses
+    with np.load(state) as saved:
+        assert sum(name.startswith("leaf_") for name in saved.files) == leaves
+        assert int(saved["iterations"]) == again.iterations_done
+    with pytest.raises(InputError, match="--reset-optimizer only applies with --resume"):
+        workflow.run_training(copy, reset_optimizer=True, log=lambda _: None)
+
+
 DATA_PARALLEL = """
 import json, sys
 import jax, numpy as np
@@ -108,6 +138,7 @@ print(json.dumps({"devices": result.num_devices, "loss": result.losses[0],
 """
 
 
+@pytest.mark.slow
 def test_data_parallel_training_on_two_cpu_devices(tmp_path, compile_cache):
     paths = copy_fixture(tmp_path / "data")
     env = {

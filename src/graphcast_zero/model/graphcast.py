@@ -127,7 +127,7 @@ def graphcast_static(
     """The parts of a step that depend only on parameters and graph (call inside ``hk.transform``).
 
     These are the encoded edges of the three networks and their share of each network's first
-    edge update: about a sixth of a step's work at 1°. A forecast computes them once and passes
+    edge update, a sizeable part of a step's work. A forecast computes them once and passes
     them to every step as ``graphcast_core(..., static=...)``.
 
     Returns:

@@ -115,6 +115,9 @@ class TrainingFiles:
       output: the checkpoint to write (default ``<data>/outputs/<timestamp>-train/params.npz``).
       resume: continue from ``output`` (default: the newest trained checkpoint), with its
         optimiser state.
+      reset_optimizer: with ``resume``, continue the weights but start the optimiser's moments
+        afresh; the iteration count continues from ``training.json`` (0 without one). For a
+        saved state that does not fit (another optimiser or model) or is lost.
     """
 
     params: Optional[PathLike] = None
@@ -124,6 +127,7 @@ class TrainingFiles:
     stats_dir: Optional[PathLike] = None
     output: Optional[PathLike] = None
     resume: bool = False
+    reset_optimizer: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,13 +138,16 @@ class TrainingInputs:
       start: the checkpoint whose weights are trained.
       setup: the dataset and statistics, checked against ``start``.
       target: the checkpoint to write; its folder receives the other files.
-      resume: whether ``target``'s optimiser state continues.
+      resume: whether training continues ``target``.
+      reset_optimizer: whether a resumed run starts the optimiser afresh (else its saved state
+        continues).
     """
 
     start: Checkpoint
     setup: Setup
     target: Path
-    resume: bool
+    resume: bool = False
+    reset_optimizer: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +188,7 @@ def run_training(
     precision: str = "auto",
     output: Optional[PathLike] = None,
     resume: bool = False,
+    reset_optimizer: bool = False,
     progress: bool = True,
     log: Log = print,
 ) -> TrainingResult:
@@ -196,9 +204,14 @@ def run_training(
       batch_size: windows per step (default: one per device); a multiple of the device count.
       precision: ``auto`` (bfloat16 on accelerators, float32 on CPUs), ``bfloat16`` or
         ``float32``.
-      output, resume: where to write, and whether to continue there (:class:`TrainingFiles`).
+      output, resume, reset_optimizer: where to write, whether to continue there and with
+        which optimiser state (:class:`TrainingFiles`).
       progress: show a progress bar with the loss.
       log: where to print messages.
+
+    Raises:
+      InputError: for options or files that do not fit, before anything compiles; when resuming,
+        also for a saved optimiser state that does not fit the model (see ``reset_optimizer``).
     """
     import jax
 
@@ -213,7 +226,7 @@ def run_training(
     )
     files = TrainingFiles(
         params=params, random=random, random_model=random_model, dataset=dataset,
-        stats_dir=stats_dir, output=output, resume=resume,
+        stats_dir=stats_dir, output=output, resume=resume, reset_optimizer=reset_optimizer,
     )  # fmt: skip
     inputs = choose_training_inputs(paths, files, steps=steps)
     use_compilation_cache(paths.cache / "jax")
@@ -247,6 +260,8 @@ def choose_training_inputs(paths: DataPaths, files: TrainingFiles, *, steps: int
         raise InputError(
             "--resume continues the checkpoint named by --output: drop --params/--random"
         )
+    if files.reset_optimizer and not files.resume:
+        raise InputError("--reset-optimizer only applies with --resume: drop it or add --resume")
     target = _training_output(paths, files.output, files.resume)
     if files.resume:
         start = load_checkpoint(target)
@@ -264,7 +279,13 @@ def choose_training_inputs(paths: DataPaths, files: TrainingFiles, *, steps: int
         setup.dataset_path.name,
     )
     validation.check_writable_folder(target.parent)
-    return TrainingInputs(start=start, setup=setup, target=target, resume=files.resume)
+    return TrainingInputs(
+        start=start,
+        setup=setup,
+        target=target,
+        resume=files.resume,
+        reset_optimizer=files.reset_optimizer,
+    )
 
 
 def _training_output(paths: DataPaths, output: Optional[PathLike], resume: bool) -> Path:
@@ -312,7 +333,11 @@ def train_predictor(
 ) -> TrainedWeights:
     """Runs the plan's iterations on every time window of the dataset, with a progress bar.
 
-    A resumed run continues the optimiser state and iteration count saved beside the target.
+    A resumed run continues the optimiser state and iteration count saved beside the target, or
+    with ``reset_optimizer`` fresh moments and the count ``training.json`` records.
+
+    Raises:
+      InputError: a resumed run's saved optimiser state does not fit (without ``reset_optimizer``).
     """
     import jax
     from tqdm.auto import tqdm
@@ -326,7 +351,9 @@ def train_predictor(
     windows = train_loop.time_windows(inputs.setup.dataset, predictor, plan.steps)
     optimizer = train_loop.default_optimizer(plan.learning_rate)
     opt_state, done = optimizer.init(inputs.start.params), 0
-    if inputs.resume:
+    if inputs.resume and inputs.reset_optimizer:
+        done = _recorded_iterations(_history(inputs.target.parent / HISTORY))
+    elif inputs.resume:
         opt_state, done = load_optimizer_state(inputs.target.parent / OPTIMIZER_STATE, opt_state)
     bar = tqdm(total=plan.iterations, desc="training", unit="it", disable=not progress)
 
@@ -372,7 +399,8 @@ def save_training(inputs: TrainingInputs, trained: TrainedWeights, plan: Trainin
         description=f"{inputs.start.description.split(' | ')[0]} | fine-tuned by graphcast_zero "
         f"run-training: {total} iterations on {setup.dataset_path.name}",
     )
-    losses = _previous_losses(target.parent / HISTORY)[: total - len(trained.losses)]
+    previous = _history(target.parent / HISTORY).get("losses")
+    losses = list(previous)[: total - len(trained.losses)] if isinstance(previous, list) else []
     losses += trained.losses
     with staged_folder(target.parent) as stage:
         save_checkpoint(checkpoint, stage / target.name)
@@ -390,9 +418,16 @@ def save_training(inputs: TrainingInputs, trained: TrainedWeights, plan: Trainin
         }, stage / HISTORY)  # fmt: skip
 
 
-def _previous_losses(history: Path) -> list[float]:
-    """The losses an earlier run recorded in ``training.json``, or none."""
-    if history.is_file():
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            return list(json.loads(history.read_text())["losses"])
-    return []
+def _history(path: Path) -> dict:
+    """What an earlier run recorded in ``training.json``; empty when there is none to read."""
+    with contextlib.suppress(OSError, ValueError):
+        record = json.loads(path.read_text())
+        if isinstance(record, dict):
+            return record
+    return {}
+
+
+def _recorded_iterations(history: dict) -> int:
+    """The iterations ``training.json`` says the weights have done (0 when it says none)."""
+    iterations = history.get("iterations")
+    return iterations if isinstance(iterations, int) and iterations > 0 else 0
