@@ -10,7 +10,8 @@ Submodules, by concern:
 
 - :mod:`~graphcast_zero.workflow.choosing`: the newest fitting checkpoint, dataset or run.
 - :mod:`~graphcast_zero.workflow.inputs`: loading the three inputs and checking they fit.
-- :mod:`~graphcast_zero.workflow.options`: checked option values (precision, numbers).
+- :mod:`~graphcast_zero.workflow.options`: checked option values (precision, numbers, the
+  ``--random`` architecture).
 - :mod:`~graphcast_zero.workflow.compile_cache`: JAX's compilation cache in the data folder.
 - :mod:`~graphcast_zero.workflow.run_folder`: run folder names and staged writing.
 - :mod:`~graphcast_zero.workflow.run_info`: package versions and devices for the run records.
@@ -29,7 +30,7 @@ from graphcast_zero.workflow.compile_cache import use_compilation_cache
 from graphcast_zero.workflow.demo_run import run_demo
 from graphcast_zero.workflow.inference import InferenceResult, run_inference
 from graphcast_zero.workflow.inputs import Setup, load_setup
-from graphcast_zero.workflow.options import Log, positive_number, precision_option
+from graphcast_zero.workflow.options import Log, RandomModel, positive_number, precision_option
 from graphcast_zero.workflow.run_folder import (
     PREDICTIONS,
     RUN_INFO,
@@ -53,7 +54,6 @@ from graphcast_zero.workflow.train import (
     HISTORY,
     OPTIMIZER_STATE,
     TRAINED,
-    RandomModel,
     TrainingFiles,
     TrainingInputs,
     TrainingPlan,
