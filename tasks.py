@@ -10,8 +10,9 @@ import functools
 import shlex
 import sys
 from pathlib import Path
+from typing import Optional
 
-from invoke import Exit, task
+from invoke import Exit, Task, task
 
 try:
     from graphcast_zero import environment
@@ -34,6 +35,14 @@ PRECISION_HELP = (
 )
 
 
+class LetterShortFlagTask(Task):
+    """invoke's Task whose automatic short flags are letters: invoke would give an option whose
+    name's letters are all taken the dash of its name (`--, --reset-optimizer`)."""
+
+    def arg_opts(self, name, default, taken_names):
+        return super().arg_opts(name, default, taken_names | {"-"})
+
+
 def gz_task(**task_options):
     """Like `invoke.task`, but a GraphCastZeroError ends the task with its one-line message."""
 
@@ -45,12 +54,12 @@ def gz_task(**task_options):
             except GraphCastZeroError as err:
                 raise Exit(str(err), code=1) from None
 
-        return task(**task_options)(run_body)
+        return task(klass=LetterShortFlagTask, **task_options)(run_body)
 
     return decorate
 
 
-def data_paths(c, data_dir: str | None) -> DataPaths:
+def data_paths(c, data_dir: Optional[str]) -> DataPaths:
     """The data folder: --data-dir, else $GRAPHCAST_DATA_DIR, else invoke config, else ./data."""
     return resolve_data_dir(data_dir, config_value=c.config.get("data_dir"))
 
@@ -62,9 +71,12 @@ def data_paths(c, data_dir: str | None) -> DataPaths:
         "kernel_name": "name of the Jupyter kernel to install (default: graphcast)",
     }
 )
-def setup(c, data_dir=None, dry_run=False, kernel_name=environment.KERNEL_NAME):
+def setup(
+    c, data_dir: Optional[str] = None, dry_run: bool = False,
+    kernel_name: str = environment.KERNEL_NAME,
+):  # fmt: skip
     """Create the data folders and install a Jupyter kernel for this Python."""
-    print(environment.run_setup(data_paths(c, data_dir), kernel_name, dry_run=dry_run))
+    print(environment.run_setup(data_paths(c, data_dir), kernel_name=kernel_name, dry_run=dry_run))
 
 
 @gz_task(
@@ -74,9 +86,13 @@ def setup(c, data_dir=None, dry_run=False, kernel_name=environment.KERNEL_NAME):
         "endpoint": "probe this GCS-compatible mirror or emulator instead of storage.googleapis.com",
     }
 )
-def doctor(c, data_dir=None, bucket_timeout=3.0, endpoint=None):
+def doctor(
+    c, data_dir: Optional[str] = None, bucket_timeout: float = 3.0, endpoint: Optional[str] = None
+):
     """Check Python, JAX, GPU, disk, data files and the bucket; print a table with hints."""
-    checks = environment.run_doctor(data_paths(c, data_dir), endpoint, bucket_timeout)
+    checks = environment.run_doctor(
+        data_paths(c, data_dir), endpoint=endpoint, bucket_timeout=bucket_timeout
+    )
     print(environment.format_table(checks))
     failed = environment.essential_failures(checks)
     if failed:
@@ -99,8 +115,9 @@ def doctor(c, data_dir=None, bucket_timeout=3.0, endpoint=None):
     }
 )
 def fetch_data(
-    c, model="small", dataset="auto", steps=0, list_=False, data_dir=None, endpoint=None,
-    source="gcs", hf_repo=None, autodl_proxy=False,
+    c, model: str = "small", dataset: str = "auto", steps: int = 0, list_: bool = False,
+    data_dir: Optional[str] = None, endpoint: Optional[str] = None, source: str = "gcs",
+    hf_repo: Optional[str] = None, autodl_proxy: bool = False,
 ):  # fmt: skip
     """Fetch a checkpoint, its statistics and a matching example dataset into the data folder."""
     from graphcast_zero import fetch
@@ -125,15 +142,17 @@ def fetch_data(
     }
 )
 def run_inference(
-    c, params=None, dataset=None, stats_dir=None, steps=0, output=None, precision="auto",
-    data_dir=None, run_name=None,
+    c, params: Optional[str] = None, dataset: Optional[str] = None,
+    stats_dir: Optional[str] = None, steps: int = 0, output: Optional[str] = None,
+    precision: str = "auto", data_dir: Optional[str] = None, run_name: Optional[str] = None,
 ):  # fmt: skip
     """Run a GraphCast forecast and write predictions, metrics and pictures."""
     from graphcast_zero import workflow
 
     workflow.run_inference(
-        data_paths(c, data_dir), params, dataset, stats_dir, steps, output, precision, run_name
-    )
+        data_paths(c, data_dir), params=params, dataset=dataset, stats_dir=stats_dir,
+        steps=steps, output=output, precision=precision, run_name=run_name,
+    )  # fmt: skip
 
 
 @gz_task(
@@ -147,7 +166,10 @@ def run_inference(
         "data_dir": DATA_DIR_HELP,
         "stats_dir": "folder with the three statistics files (default: <data>/stats)",
         "learning_rate": "AdamW learning rate (1e-3 suits random weights; ~1e-5 to fine-tune)",
-        "resume": "continue the checkpoint at --output (default: the newest trained one)",
+        "resume": "continue the checkpoint at --output (default: the newest trained one) and "
+        "its optimiser state",
+        "reset_optimizer": "with --resume: keep the weights, start the optimiser's moments afresh "
+        "(the iteration count goes on from training.json); for a state that does not fit",
         "batch_size": "time windows per iteration (default: one per device)",
         "precision": PRECISION_HELP,
         "mesh_size": "--random: mesh refinements",
@@ -158,18 +180,25 @@ def run_inference(
     }
 )
 def run_training(
-    c, params=None, random=False, dataset=None, steps=1, iterations=10, output=None,
-    data_dir=None, stats_dir=None, learning_rate="1e-3", resume=False, batch_size=0,
-    precision="auto", mesh_size=4, latent_size=32, gnn_msg_steps=4, hidden_layers=1, levels=13,
+    c, params: Optional[str] = None, random: bool = False, dataset: Optional[str] = None,
+    steps: int = 1, iterations: int = 10, output: Optional[str] = None,
+    data_dir: Optional[str] = None, stats_dir: Optional[str] = None,
+    learning_rate: str = "1e-3", resume: bool = False, batch_size: int = 0,
+    precision: str = "auto", mesh_size: int = 4, latent_size: int = 32, gnn_msg_steps: int = 4,
+    hidden_layers: int = 1, levels: int = 13, reset_optimizer: bool = False,
 ):  # fmt: skip
     """Train GraphCast for a few iterations and save a checkpoint in the official format."""
     from graphcast_zero import workflow
 
+    random_model = workflow.RandomModel(
+        mesh_size=mesh_size, latent_size=latent_size, gnn_msg_steps=gnn_msg_steps,
+        hidden_layers=hidden_layers, levels=levels,
+    )  # fmt: skip
     workflow.run_training(
-        data_paths(c, data_dir), params, random, dataset, stats_dir, steps, iterations,
-        learning_rate, output, resume, batch_size or None, precision,
-        dict(mesh_size=mesh_size, latent_size=latent_size, gnn_msg_steps=gnn_msg_steps,
-             hidden_layers=hidden_layers, levels=levels),
+        data_paths(c, data_dir), params=params, random=random, random_model=random_model,
+        dataset=dataset, stats_dir=stats_dir, steps=steps, iterations=iterations,
+        learning_rate=learning_rate, batch_size=batch_size or None, precision=precision,
+        output=output, resume=resume, reset_optimizer=reset_optimizer,
     )  # fmt: skip
 
 
@@ -186,32 +215,38 @@ EVALUATE_HELP = {
 
 @gz_task(help=dict(EVALUATE_HELP))
 def evaluate(
-    c, run=None, predictions=None, variable=None, level=None, lead_time=None, data_dir=None,
-    dataset=None,
+    c, run: Optional[str] = None, predictions: Optional[str] = None,
+    variable: Optional[str] = None, level: Optional[str] = None,
+    lead_time: Optional[str] = None, data_dir: Optional[str] = None,
+    dataset: Optional[str] = None,
 ):  # fmt: skip
     """Score predictions: latitude-weighted RMSE and bias per variable, level and lead time."""
     from graphcast_zero import workflow
 
     workflow.run_evaluate(
-        data_paths(c, data_dir), run, predictions, dataset, variable, level, lead_time
-    )
+        data_paths(c, data_dir), run=run, predictions=predictions, dataset=dataset,
+        variable=variable, level=level, lead_time=lead_time,
+    )  # fmt: skip
 
 
 @gz_task(help=dict(EVALUATE_HELP))
 def plot(
-    c, run=None, predictions=None, variable=None, level=None, lead_time=None, data_dir=None,
-    dataset=None,
+    c, run: Optional[str] = None, predictions: Optional[str] = None,
+    variable: Optional[str] = None, level: Optional[str] = None,
+    lead_time: Optional[str] = None, data_dir: Optional[str] = None,
+    dataset: Optional[str] = None,
 ):  # fmt: skip
     """Draw maps, an animation and error-versus-lead-time charts for a run."""
     from graphcast_zero import workflow
 
     workflow.run_plot(
-        data_paths(c, data_dir), run, predictions, dataset, variable, level, lead_time
-    )
+        data_paths(c, data_dir), run=run, predictions=predictions, dataset=dataset,
+        variable=variable, level=level, lead_time=lead_time,
+    )  # fmt: skip
 
 
 @gz_task(help={"data_dir": DATA_DIR_HELP})
-def demo(c, data_dir=None):
+def demo(c, data_dir: Optional[str] = None):
     """Run the whole path offline on a generated demo bundle: data, forecast, scores, training."""
     from graphcast_zero import workflow
 
@@ -221,14 +256,28 @@ def demo(c, data_dir=None):
 @gz_task(
     help={"pytest_args": 'extra pytest arguments, e.g. "-k checkpoint -x" (or give them after --)'}
 )
-def test(c, pytest_args=""):
+def test(c, pytest_args: str = ""):
     """Run the test suite with pytest."""
     with c.cd(str(ROOT)):
-        c.run(f"{shlex.quote(sys.executable)} -m pytest {pytest_args} {c.remainder}", pty=False)
+        command = f"{shlex.quote(sys.executable)} -m pytest {pytest_args} {remainder(c)}"
+        c.run(command, pty=False)
+
+
+def remainder(c) -> str:
+    """The arguments after `--`, quoted for the shell again.
+
+    invoke joins them with spaces, so `-- -m "not slow"` would reach pytest as `-m not slow`;
+    when they came from this process's command line, they are taken from there instead.
+    """
+    if "--" in sys.argv:
+        after = sys.argv[sys.argv.index("--") + 1 :]
+        if " ".join(after) == c.remainder:
+            return shlex.join(after)
+    return c.remainder
 
 
 @gz_task(help={"fix": "apply ruff's fixes and reformat instead of only checking"})
-def lint(c, fix=False):
+def lint(c, fix: bool = False):
     """Check the code with ruff: lint rules and formatting."""
     paths = " ".join(path for path in LINT_PATHS if (ROOT / path).exists())
     ruff = f"{shlex.quote(sys.executable)} -m ruff"

@@ -6,7 +6,7 @@ Each measurement runs in a fresh subprocess (a "worker"), so its peak resident m
 official, ours, official, ...) so both see similar machine load, and the load average is recorded
 at the start and end of the run.
 
-Both implementations get the same configuration, the same synthetic inputs (``demo``'s generator,
+Both implementations get the same configuration, the same synthetic inputs (``synthetic``'s generator,
 same seed), the same real statistics and the same random parameters (the parameter trees are
 identical). The official code runs as its demo runs it: ``GraphCast`` → ``Bfloat16Cast`` →
 ``InputsAndResiduals`` → ``autoregressive.Predictor(gradient_checkpointing=True)``, one jitted
@@ -68,12 +68,12 @@ def configs(name: str):
 
 def example(name: str, steps: int):
     """The synthetic dataset, real statistics and random parameters both implementations use."""
-    from graphcast_zero import demo
+    from graphcast_zero import synthetic
     from graphcast_zero.model.graphcast import init_params
     from graphcast_zero.statistics import load_statistics
 
     model, task, resolution = configs(name)
-    dataset = demo.make_example_dataset(
+    dataset = synthetic.make_example_dataset(
         resolution=resolution, steps=steps, levels=len(task.pressure_levels), seed=0
     )
     lat, lon = dataset.lat.values, dataset.lon.values
@@ -115,15 +115,16 @@ def ours_inference(args) -> dict:
     import jax.numpy as jnp
 
     from graphcast_zero import data, rollout
-    from graphcast_zero.predictor import build_predictor
+    from graphcast_zero.graph_cache import assemble_predictor
 
     model, task, dataset, stats, params = example(args.config, args.rollout_steps)
     inputs, _, forcings = data.extract_inputs_targets_forcings(
         dataset, task, slice("6h", f"{6 * args.rollout_steps}h")
     )
     start = time.perf_counter()
-    predictor = build_predictor(
-        model, task, stats, dataset.lat.values, dataset.lon.values, args.precision
+    # No graph cache: the build is what graph_build_s measures.
+    predictor, _ = assemble_predictor(
+        model, task, stats, dataset.lat.values, dataset.lon.values, precision=args.precision
     )
     graph_s = time.perf_counter() - start
     params = jax.tree.map(jnp.asarray, params)
@@ -162,21 +163,21 @@ def ours_training(args) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from graphcast_zero import data, training
-    from graphcast_zero.predictor import build_predictor
+    from graphcast_zero import data, loss
+    from graphcast_zero.graph_cache import assemble_predictor
 
     model, task, dataset, stats, params = example(args.config, 1)
     inputs, targets, forcings = data.extract_inputs_targets_forcings(
         dataset, task, slice("6h", "6h")
     )
-    predictor = build_predictor(
-        model, task, stats, dataset.lat.values, dataset.lon.values, args.precision
+    predictor, _ = assemble_predictor(
+        model, task, stats, dataset.lat.values, dataset.lon.values, precision=args.precision
     )
     arrays = [
         {n: jnp.asarray(v) for n, v in data.dataset_to_arrays(d).items()}
         for d in (inputs, targets, forcings)
     ]
-    grads = jax.jit(functools.partial(training.loss_and_grads, predictor))
+    grads = jax.jit(functools.partial(loss.loss_and_grads, predictor))
     operands = (jax.tree.map(jnp.asarray, params), predictor.constants(), *arrays)
     start = time.perf_counter()
     compiled = grads.lower(*operands).compile()
@@ -458,7 +459,7 @@ def print_table(report: dict) -> None:
 
 
 def orchestrate(args) -> dict:
-    from graphcast_zero.workflow.files import write_json
+    from graphcast_zero.atomic import write_json
 
     compare = official_available() if args.compare is None else args.compare
     if compare and not official_available():
@@ -484,7 +485,7 @@ def orchestrate(args) -> dict:
             "step_repeats": args.step_repeats,
             "repeats": args.repeats,
             "phases": args.phases,
-            "inputs": "demo.make_example_dataset(seed=0), tests/data/real-stats, init_params(seed=0)",
+            "inputs": "synthetic.make_example_dataset(seed=0), tests/data/real-stats, init_params(seed=0)",
         },
         "load_average": {"start": load_start, "end": None},
         "runs": [],

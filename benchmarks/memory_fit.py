@@ -125,8 +125,9 @@ class Candidates:
         import jax
         import jax.numpy as jnp
 
-        from graphcast_zero import data, rollout, training
-        from graphcast_zero.predictor import build_predictor, default_edge_term_reuse
+        from graphcast_zero import data, loss, rollout
+        from graphcast_zero.graph_cache import assemble_predictor
+        from graphcast_zero.predictor import default_edge_term_reuse
 
         model, task, dataset, stats, params = benchmark.example(config, 1)
         inputs, targets, forcings = data.extract_inputs_targets_forcings(
@@ -134,8 +135,8 @@ class Candidates:
         )
         # The edge terms are kept as a forecast on that device would keep them.
         platform = jax.default_backend() if device is None else device.platform
-        self.predictor = build_predictor(
-            model, task, stats, dataset.lat.values, dataset.lon.values, precision,
+        self.predictor, _ = assemble_predictor(
+            model, task, stats, dataset.lat.values, dataset.lon.values, precision=precision,
             reuse_edge_terms=default_edge_term_reuse(platform),
         )  # fmt: skip
         self.params = jax.tree.map(jnp.asarray, params)
@@ -154,9 +155,7 @@ class Candidates:
             # rollout.predict compiles it on that platform.
             "inference": rollout.chunk_program(self.predictor, platform),
             # Loss + gradients over `steps` steps, rematerialised per step beyond one.
-            "training": jax.jit(
-                functools.partial(training.loss_and_grads, self.predictor, remat=True)
-            ),
+            "training": jax.jit(functools.partial(loss.loss_and_grads, self.predictor, remat=True)),
         }
 
     def operands(self, phase: str, batch: int, steps: int) -> tuple:
@@ -302,7 +301,7 @@ def target_info(device, target_config: Path) -> dict:
 
 
 def main(argv=None) -> dict:
-    from graphcast_zero.workflow.files import write_json
+    from graphcast_zero.atomic import write_json
 
     args = parse_args(argv)
     if args.target_config is not None:

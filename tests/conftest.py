@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from graphcast_zero.config import DEMO_MODEL
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
@@ -83,3 +86,38 @@ class OfficialBundle:
 @pytest.fixture(scope="session")
 def official_bundle() -> OfficialBundle:
     return OfficialBundle()
+
+
+# A one-refinement mesh and 8-wide latents: the smallest model that runs every code path.
+TINY = dataclasses.replace(DEMO_MODEL.model_config, mesh_size=1, latent_size=8, gnn_msg_steps=1)
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """A tiny float32 model on a coarsened fixture grid: (predictor, params, (inputs, targets,
+    forcings)) with two target steps."""
+    import jax
+    import jax.numpy as jnp
+    import xarray as xr
+
+    from graphcast_zero import data
+    from graphcast_zero.config import TASK_13
+    from graphcast_zero.model.graphcast import init_params
+    from graphcast_zero.predictor import build_predictor
+    from graphcast_zero.statistics import load_statistics
+
+    dataset = xr.load_dataset(FIXTURE_DATASET).isel(
+        lat=slice(None, None, 3), lon=slice(None, None, 2)
+    )
+    lat, lon = dataset.lat.values, dataset.lon.values
+    predictor = build_predictor(
+        TINY, TASK_13, load_statistics(OFFICIAL / "stats"), lat, lon, precision="float32"
+    )
+    params = jax.tree.map(
+        jnp.asarray, init_params(TINY, TASK_13, lat, lon, seed=1, graphs=predictor.graphs)
+    )
+    inputs, targets, forcings = data.extract_inputs_targets_forcings(
+        dataset, TASK_13, slice("6h", "12h")
+    )
+    arrays = tuple(data.dataset_to_arrays(d) for d in (inputs, targets, forcings))
+    return predictor, params, arrays

@@ -53,6 +53,7 @@ def test_summary_takes_medians_and_memory_maxima_and_ratios(benchmark):
     assert ratio["training_peak_host_mb_ours_over_official"] == 2.0
 
 
+@pytest.mark.slow
 def test_tiny_benchmark_writes_json_with_every_field(benchmark, tmp_path):
     output = tmp_path / "tiny.json"
     benchmark.main(

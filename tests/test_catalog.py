@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from graphcast_zero import catalog as cat
-from graphcast_zero.config import PUBLISHED_MODELS
+from graphcast_zero.config import DEMO_MODEL, PUBLISHED_MODELS
 from graphcast_zero.errors import InputError
 
 SMALL, FULL, OPERATIONAL = (PUBLISHED_MODELS[k] for k in ("small", "full", "operational"))
@@ -44,7 +44,7 @@ def test_parses_bucket_dataset_names():
         (OPERATIONAL, dataset(source="hres", res="0.25"), None),
         (OPERATIONAL, dataset(source="era5", res="0.25"), "precipitation is output only"),
         (OPERATIONAL, dataset(source="fake", res="0.25"), None),
-        (cat.DEMO_MODEL, dataset(source="fake", res="4.0"), None),  # resolution 0 fits any grid
+        (DEMO_MODEL, dataset(source="fake", res="4.0"), None),  # resolution 0 fits any grid
     ],
 )
 def test_fit_rule_and_its_reasons(model, name, reason):
@@ -154,7 +154,7 @@ def test_listing_shows_sizes_local_state_and_fit_reasons():
 def test_unknown_model_names_the_choices():
     with pytest.raises(InputError, match="small, full, operational"):
         cat.model_by_key("huge")
-    assert cat.model_by_key("demo") is cat.DEMO_MODEL
+    assert cat.model_by_key("demo") is DEMO_MODEL
 
 
 def test_human_size():

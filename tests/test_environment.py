@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from graphcast_zero import environment
+from graphcast_zero import environment, remotes
 from graphcast_zero.environment import FAIL, OK, WARN, Check
 from graphcast_zero.errors import InputError
 from graphcast_zero.paths import DATA_DIR_ENV, DataPaths
@@ -246,12 +246,12 @@ def test_check_kernel(paths, jupyter_dir):
 
 
 def test_bucket_probe_url(monkeypatch):
-    monkeypatch.delenv(environment.EMULATOR_ENV, raising=False)
+    monkeypatch.delenv(remotes.EMULATOR_ENV, raising=False)
     listing = "/storage/v1/b/dm_graphcast/o?maxResults=1"
-    assert environment.bucket_probe_url() == "https://storage.googleapis.com" + listing
-    assert environment.bucket_probe_url("http://mirror:8/") == "http://mirror:8" + listing
-    monkeypatch.setenv(environment.EMULATOR_ENV, "localhost:9023")
-    assert environment.bucket_probe_url() == "http://localhost:9023" + listing
+    assert remotes.bucket_probe_url() == "https://storage.googleapis.com" + listing
+    assert remotes.bucket_probe_url("http://mirror:8/") == "http://mirror:8" + listing
+    monkeypatch.setenv(remotes.EMULATOR_ENV, "localhost:9023")
+    assert remotes.bucket_probe_url() == "http://localhost:9023" + listing
 
 
 def test_bucket_reachable(http_server):

@@ -50,6 +50,7 @@ def test_largest_fitting_prefers_the_most_work_then_the_larger_batch(memory_fit)
     assert memory_fit.largest_fitting(candidates, 5) is None
 
 
+@pytest.mark.slow
 def test_tiny_search_grows_with_batch_and_stops_at_the_budget(memory_fit, tmp_path):
     output = tmp_path / "fit.json"
     report = memory_fit.main(
@@ -128,6 +129,7 @@ def test_the_h100_target_compiles_without_a_gpu_or_says_what_to_install(memory_f
         assert info["compile_only"] and info["target_config"] == "h100-sxm-80gb.txtpb"
 
 
+@pytest.mark.slow
 def test_operands_placed_on_a_device_compile_to_the_same_estimate(memory_fit):
     import jax
 

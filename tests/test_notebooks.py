@@ -104,6 +104,7 @@ def _outputs(notebook) -> tuple[str, set[str]]:
     return "".join(text), mime
 
 
+@pytest.mark.slow
 def test_notebooks_run_headless_on_the_demo_bundle(tmp_path, monkeypatch):
     nbclient = pytest.importorskip("nbclient")
     nbformat = pytest.importorskip("nbformat")

@@ -14,13 +14,15 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from graphcast_zero import data, rollout, training
+from graphcast_zero import data, rollout
+from graphcast_zero.loss import loss_and_diagnostics, loss_and_grads
 from graphcast_zero.model.graphcast import init_params
 
 from .conftest import OFFICIAL
 
-# Compares values with reference files made on another machine (the `reference` marker).
-pytestmark = pytest.mark.reference
+# Compares values with reference files made on another machine (the `reference` marker); each
+# case compiles real rollouts, losses and gradients: minutes in all on a small CPU.
+pytestmark = [pytest.mark.reference, pytest.mark.slow]
 
 REFERENCE = OFFICIAL / "reference"
 
@@ -96,9 +98,7 @@ def one_step_loss(official_bundle):
     predictor = official_bundle.predictor("bfloat16")
     inputs, targets, forcings = official_bundle.extract(steps=1)
     (loss, diagnostics), grads = jax.jit(
-        lambda p: training.loss_and_grads(
-            predictor, p, predictor.constants(), inputs, targets, forcings
-        )
+        lambda p: loss_and_grads(predictor, p, predictor.constants(), inputs, targets, forcings)
     )(official_bundle.params)
     return float(loss), {k: float(v) for k, v in diagnostics.items()}, grads
 
@@ -136,7 +136,7 @@ def test_four_step_loss_matches_official(official_bundle):
     predictor = official_bundle.predictor("bfloat16")
     inputs, targets, forcings = official_bundle.extract(steps=4)
     loss, _ = jax.jit(
-        lambda p: training.loss_and_diagnostics(
+        lambda p: loss_and_diagnostics(
             predictor, p, predictor.constants(), inputs, targets, forcings
         )
     )(official_bundle.params)

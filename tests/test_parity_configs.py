@@ -17,15 +17,17 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from graphcast_zero import data, rollout, training
+from graphcast_zero import data, rollout
 from graphcast_zero.checkpoint import load_checkpoint
+from graphcast_zero.loss import loss_and_grads
 from graphcast_zero.predictor import build_predictor
 from graphcast_zero.statistics import load_statistics
 
 from .conftest import DATA_DIR
 
-# Compares values with reference files made on another machine (the `reference` marker).
-pytestmark = pytest.mark.reference
+# Compares values with reference files made on another machine (the `reference` marker); each
+# case compiles real rollouts, losses and gradients: minutes in all on a small CPU.
+pytestmark = [pytest.mark.reference, pytest.mark.slow]
 
 CASES = ("mesh2_37lev", "precip_out", "m2g_norm", "mesh4")
 
@@ -99,9 +101,7 @@ def test_float32_loss_and_gradients(case):
     predictor = case.predictor("float32")
     _, (inputs, targets, forcings) = case.arrays(steps=1)
     (loss, diagnostics), grads = jax.jit(
-        lambda p: training.loss_and_grads(
-            predictor, p, predictor.constants(), inputs, targets, forcings
-        )
+        lambda p: loss_and_grads(predictor, p, predictor.constants(), inputs, targets, forcings)
     )(case.params)
     expected = case.loss["train_1step_float32"]
     # A float32 mean over ~1e5 weighted squared errors, reduced in an order that depends on XLA's

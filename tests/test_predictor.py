@@ -39,6 +39,7 @@ def step_inputs(official_bundle):
     return inputs, forcings
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_prepared_constants_give_the_same_step(official_bundle, step_inputs, precision):
     predictor = official_bundle.predictor(precision)
@@ -87,8 +88,9 @@ def test_prepare_returns_prepared_constants_unchanged(official_bundle):
     assert predictor.prepare(official_bundle.params, prepared) is prepared
 
 
+@pytest.mark.slow
 def test_training_recomputes_prepared_terms_from_its_parameters(official_bundle):
-    from graphcast_zero import training
+    from graphcast_zero.loss import loss_and_grads as gradients
 
     predictor = official_bundle.predictor("float32")
     params = official_bundle.params
@@ -97,7 +99,7 @@ def test_training_recomputes_prepared_terms_from_its_parameters(official_bundle)
     stale_constants = predictor.prepare(stale, predictor.constants())
 
     def loss_and_grads(constants):
-        return jax.jit(training.loss_and_grads, static_argnums=0)(
+        return jax.jit(gradients, static_argnums=0)(
             predictor, params, constants, inputs, targets, forcings
         )
 
@@ -109,6 +111,7 @@ def test_training_recomputes_prepared_terms_from_its_parameters(official_bundle)
     assert np.abs(grads[encoder]["w"]).max() > 0  # gradients reach the edge encoder
 
 
+@pytest.mark.slow
 def test_without_reuse_each_step_computes_its_own_edge_terms(official_bundle, step_inputs):
     import dataclasses
 

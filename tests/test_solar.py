@@ -7,6 +7,7 @@ import pytest
 import xarray as xr
 
 from graphcast_zero import solar
+from graphcast_zero.config import TOA_RADIATION
 from graphcast_zero.errors import InputError
 
 from .conftest import FIXTURE_DATASET
@@ -44,8 +45,8 @@ def _grid_dataset(datetimes: np.ndarray) -> xr.Dataset:
 @pytest.mark.reference
 def test_reproduces_official_values_in_fixture():
     dataset = xr.load_dataset(FIXTURE_DATASET)
-    official = dataset[solar.TISR].values.astype(np.float64)  # [1, 6, 46, 90], up to ~5.05e6
-    ours = solar.add_toa_incident_solar_radiation(dataset.drop_vars(solar.TISR))[solar.TISR]
+    official = dataset[TOA_RADIATION].values.astype(np.float64)  # [1, 6, 46, 90], up to ~5.05e6
+    ours = solar.add_toa_incident_solar_radiation(dataset.drop_vars(TOA_RADIATION))[TOA_RADIATION]
     assert ours.dims == ("batch", "time", "lat", "lon")
     assert ours.dtype == np.float32
     error = np.abs(ours.values - official)
@@ -160,7 +161,7 @@ def test_rejects_bad_grid_and_period():
 
 def test_dataset_that_has_the_variable_is_returned_unchanged():
     dataset = _grid_dataset(_times("2022-01-01T00:00", "2022-01-01T06:00")[None, :])
-    dataset[solar.TISR] = (
+    dataset[TOA_RADIATION] = (
         ("batch", "time", "lat", "lon"),
         np.full((1, 2, LAT.size, LON.size), 7.0, np.float32),
     )
@@ -176,8 +177,8 @@ def test_missing_variable_is_filled_per_batch_and_time():
     )  # [batch=2, time=2]
     dataset = _grid_dataset(datetimes)
     filled = solar.add_toa_incident_solar_radiation(dataset)
-    assert solar.TISR not in dataset  # the input is not modified
-    tisr = filled[solar.TISR]
+    assert TOA_RADIATION not in dataset  # the input is not modified
+    tisr = filled[TOA_RADIATION]
     assert tisr.dims == ("batch", "time", "lat", "lon") and tisr.dtype == np.float32
     for b in range(2):
         np.testing.assert_array_equal(

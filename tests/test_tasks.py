@@ -229,6 +229,16 @@ def test_invoke_test_passes_arguments_after_double_dash(tmp_path):
     assert "1 passed, 1 deselected" in result.stdout
 
 
+def test_invoke_test_keeps_a_quoted_marker_expression_whole(tmp_path):
+    # The quick check `invoke test -- -m "not slow"`: one argument with a space in it.
+    source = "import pytest\n\n@pytest.mark.slow\ndef test_a():\n    assert False\n\ndef test_b():\n    pass\n"
+    result = _invoke_test(
+        tmp_path, source, "--", str(tmp_path / "test_sample.py"), "-m", "not slow"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed, 1 deselected" in result.stdout
+
+
 def test_readme_quick_start_has_two_commands_and_ci_runs_the_test_one():
     readme = (REPO_ROOT / "README.md").read_text()
     quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]

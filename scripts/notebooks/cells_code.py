@@ -13,13 +13,16 @@ import jax.numpy as jnp
 import numpy as np
 from IPython.display import display
 
-from graphcast_zero import catalog, data, demo, evaluation, fetch, plotting, rollout, training
+from graphcast_zero import catalog, config, data, evaluation, fetch, plotting, rollout, synthetic
 from graphcast_zero import paths as data_paths
 from graphcast_zero.checkpoint import load_checkpoint
 from graphcast_zero.errors import InputError
-from graphcast_zero.model.graphcast import describe, init_params, input_frames
-from graphcast_zero.predictor import build_predictor, resolve_precision
+from graphcast_zero.graph_cache import assemble_predictor
+from graphcast_zero.loss import loss_and_diagnostics, loss_and_grads
+from graphcast_zero.model.graphcast import describe, init_params
+from graphcast_zero.predictor import resolve_precision
 from graphcast_zero.statistics import load_statistics
+from graphcast_zero.train_loop import default_optimizer, make_train_step
 from graphcast_zero.validation import check_dataset, open_dataset
 from graphcast_zero.workflow import use_compilation_cache
 
@@ -81,7 +84,7 @@ model = catalog.model_by_key(MODEL)
 def local_dataset(paths, model, steps):
     """The example dataset in the data folder that fits `model` best, or None."""
     if model.key == "demo":  # @@demo-own-dataset
-        name = demo.dataset_file_name(demo.DEMO_RESOLUTION, 13, demo.DEMO_STEPS)
+        name = synthetic.dataset_file_name(synthetic.DEMO_RESOLUTION, 13, synthetic.DEMO_STEPS)
         return paths.dataset / name if (paths.dataset / name).is_file() else None
     files = [catalog.RemoteFile(f"dataset/{p.name}", p.stat().st_size)
              for p in paths.dataset.glob("*.nc")]
@@ -106,15 +109,15 @@ if not have_files(paths, model, STEPS) and MODEL != "demo":
         fetch.fetch_data(model=MODEL, steps=STEPS, data_dir=paths)
     else:
         print(f"The files of model {MODEL!r} are not in {paths.root}: using the demo bundle.")
-        MODEL, model = "demo", catalog.DEMO_MODEL
+        MODEL, model = "demo", config.DEMO_MODEL
 if MODEL == "demo" and not have_files(paths, model, STEPS):
     try:
-        demo.write_demo_bundle(paths, log=print)
+        synthetic.write_demo_bundle(paths, log=print)
     except InputError as error:  # @@real-stats
         print(error)
         paths = data_paths.DataPaths(paths.root / "demo")
         if not have_files(paths, model, STEPS):
-            demo.write_demo_bundle(paths, log=print)
+            synthetic.write_demo_bundle(paths, log=print)
 print(f"Model {MODEL!r}; files in {paths.root}")
 '''
 
@@ -181,10 +184,7 @@ plotting.map_figure(first, title=f"{plot_variable.value} at {when} (first input 
 
 EXTRACT = """\
 # @@extract-window
-window = dataset.isel(time=slice(0, input_frames(task_config) + STEPS))
-inputs, targets, forcings = data.extract_inputs_targets_forcings(
-    window, task_config, slice("6h", f"{6 * STEPS}h")
-)
+inputs, targets, forcings = data.forecast_window(dataset, task_config, STEPS)
 for name, part in (("inputs", inputs), ("targets", targets), ("forcings", forcings)):
     hours = (part.time.values / np.timedelta64(1, "h")).tolist()
     print(f"{name:9} {len(part.data_vars):2} variables, sizes {dict(part.sizes)}, "
@@ -192,9 +192,9 @@ for name, part in (("inputs", inputs), ("targets", targets), ("forcings", forcin
 """
 
 PREDICT = """\
-predictor = build_predictor(
+predictor, _ = assemble_predictor(  # @@assemble
     checkpoint.model_config, task_config, statistics, dataset.lat.values, dataset.lon.values,
-    precision=precision_choice.value,
+    precision=precision_choice.value, graphs_folder=paths.cache / "graphs",
 )
 params = jax.tree.map(jnp.asarray, params)
 input_arrays = data.dataset_to_arrays(inputs)  # @@arrays
@@ -205,7 +205,7 @@ prediction_arrays = rollout.predict(predictor, params, input_arrays, forcing_arr
 print(f"{STEPS} steps in {time.perf_counter() - started:.1f} s (compilation included)")
 
 # @@reference-time
-reference = window.datetime.values[:, input_frames(task_config) - 1]
+reference = dataset.datetime.values[:, task_config.input_frames - 1]
 predictions = data.arrays_to_dataset(
     prediction_arrays,
     lat=dataset.lat.values,
@@ -243,7 +243,7 @@ plotting.rmse_figure(metrics, variables=shown, level=500)
 LOSS = """\
 constants = predictor.constants()  # @@constants
 target_arrays = data.dataset_to_arrays(targets)
-loss_fn = jax.jit(functools.partial(training.loss_and_diagnostics, predictor))
+loss_fn = jax.jit(functools.partial(loss_and_diagnostics, predictor))
 
 loss, diagnostics = loss_fn(params, constants, input_arrays, target_arrays, forcing_arrays)
 print(f"loss: {float(loss):.4f}")
@@ -252,7 +252,7 @@ for name, value in sorted(diagnostics.items()):
 """
 
 GRADS = """\
-grads_fn = jax.jit(functools.partial(training.loss_and_grads, predictor))
+grads_fn = jax.jit(functools.partial(loss_and_grads, predictor))
 (loss, _), grads = grads_fn(params, constants, input_arrays, target_arrays, forcing_arrays)
 
 
@@ -269,9 +269,9 @@ for value, module in by_module[:5]:
 """
 
 TRAIN = """\
-optimizer = training.default_optimizer(learning_rate=1e-3)
+optimizer = default_optimizer(learning_rate=1e-3)
 opt_state = optimizer.init(params)
-train_step = training.make_train_step(predictor, optimizer)
+train_step = make_train_step(predictor, optimizer)
 
 # @@train-loop
 trained, losses = params, []
@@ -285,22 +285,3 @@ losses.append(float(after))
 print("loss before each step, then after the last:", [round(value, 4) for value in losses])
 plotting.loss_figure(losses, title="loss on this batch")
 """
-
-CELLS = [
-    IMPORTS,
-    CHOOSE,
-    LOCATE,
-    FETCH,
-    LISTING,
-    LOAD,
-    PLOT_CHOICE,
-    PLOT_INPUTS,
-    EXTRACT,
-    PREDICT,
-    PLOT_PRED_CHOICE,
-    PLOT_PRED,
-    EVALUATE,
-    LOSS,
-    GRADS,
-    TRAIN,
-]

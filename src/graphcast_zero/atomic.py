@@ -2,18 +2,23 @@
 
 Every writer of the package (checkpoints, NetCDF, metrics, pictures, run records) goes through
 ``atomic_path``, so an interrupted or failed write never leaves a half-written file under the
-final name.
+final name. The NetCDF and JSON writers every module shares are here too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from graphcast_zero.errors import InputError
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 
 @contextlib.contextmanager
@@ -44,3 +49,17 @@ def atomic_path(path) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def write_netcdf(dataset: xr.Dataset, path) -> Path:
+    """Writes a dataset to NetCDF through a temporary name and a rename; returns ``path``."""
+    with atomic_path(path) as temporary:
+        dataset.to_netcdf(temporary)
+    return Path(path)
+
+
+def write_json(payload: dict, path) -> Path:
+    """Writes indented JSON (values it cannot encode as text) atomically; returns ``path``."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(payload, indent=1, default=str) + "\n", encoding="utf-8")
+    return Path(path)

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Optional
 
-from graphcast_zero.config import PUBLISHED_MODELS, TASK_13, ModelConfig, PublishedModel
+from graphcast_zero.config import DEMO_MODEL, PUBLISHED_MODELS, PublishedModel
 from graphcast_zero.errors import InputError
 from graphcast_zero.paths import STATS_FILES
 
@@ -25,23 +25,6 @@ KINDS = ("params", "stats", "dataset")
 LAYOUTS = ("graphcast/", "")
 DEFAULT_STEPS = 4
 
-# Random weights in the official format, written by `fetch-data --source demo`.
-DEMO_MODEL = PublishedModel(
-    key="demo",
-    file_name=(
-        "GraphCast_demo - SYNTHETIC random weights - resolution 0 - pressure levels 13 - "
-        "mesh 3 - precipitation input and output.npz"
-    ),
-    model_config=ModelConfig(
-        resolution=0.0,
-        mesh_size=3,
-        latent_size=32,
-        gnn_msg_steps=4,
-        hidden_layers=1,
-        radius_query_fraction_edge_length=0.6,
-    ),
-    task_config=TASK_13,
-)
 MODELS = {**PUBLISHED_MODELS, "demo": DEMO_MODEL}
 
 _DATASET_RE = re.compile(
@@ -261,11 +244,13 @@ def _place(name: str) -> Optional[tuple[str, str, str]]:
 
 def human_size(num_bytes: float) -> str:
     """``1536`` -> ``1.5 KiB``."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(num_bytes) < 1024 or unit == "TiB":
-            return f"{num_bytes:.0f} {unit}" if unit == "B" else f"{num_bytes:.1f} {unit}"
+    if abs(num_bytes) < 1024:
+        return f"{num_bytes:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
         num_bytes /= 1024
-    raise AssertionError("unreachable")
+        if abs(num_bytes) < 1024:
+            return f"{num_bytes:.1f} {unit}"
+    return f"{num_bytes / 1024:.1f} TiB"
 
 
 def _listing_row(

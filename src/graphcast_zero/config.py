@@ -9,12 +9,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
+import pandas as pd
+
 PRESSURE_LEVELS_13 = (50, 100, 150, 200, 250, 300, 400, 500, 600, 700, 850, 925, 1000)
 PRESSURE_LEVELS_37 = (
     1, 2, 3, 5, 7, 10, 20, 30, 50, 70, 100, 125, 150, 175, 200, 225, 250, 300, 350, 400, 450,
     500, 550, 600, 650, 700, 750, 775, 800, 825, 850, 875, 900, 925, 950, 975, 1000,
 )  # fmt: skip
 PRESSURE_LEVELS = {13: PRESSURE_LEVELS_13, 37: PRESSURE_LEVELS_37}
+# The model's time step: frames of the datasets and each prediction are 6 hours apart.
+STEP = pd.Timedelta(hours=6)
 
 PRECIPITATION = "total_precipitation_6hr"
 TOA_RADIATION = "toa_incident_solar_radiation"
@@ -63,6 +67,11 @@ class TaskConfig:
     forcing_variables: tuple[str, ...]
     pressure_levels: tuple[int, ...]
     input_duration: str
+
+    @property
+    def input_frames(self) -> int:
+        """Number of input frames, one ``STEP`` apart (2 for the published 12 h duration)."""
+        return int(pd.Timedelta(self.input_duration) / STEP)
 
     @property
     def precipitation_input(self) -> bool:
@@ -166,3 +175,17 @@ PUBLISHED_MODELS = {
         task_config=TASK_13_PRECIP_OUT,
     ),
 }
+
+# Random weights in the official format on a small mesh, written by `fetch-data --source demo`;
+# resolution 0 fits any grid.
+DEMO_MODEL = PublishedModel(
+    key="demo",
+    file_name=(
+        "GraphCast_demo - SYNTHETIC random weights - resolution 0 - pressure levels 13 - "
+        "mesh 3 - precipitation input and output.npz"
+    ),
+    model_config=dataclasses.replace(
+        _PUBLISHED_MODEL, resolution=0.0, mesh_size=3, latent_size=32, gnn_msg_steps=4
+    ),
+    task_config=TASK_13,
+)

@@ -17,12 +17,11 @@ import pandas as pd
 import xarray as xr
 
 from graphcast_zero import solar
-from graphcast_zero.config import PROGRESS_FEATURES, TOA_RADIATION, TaskConfig
+from graphcast_zero.config import PROGRESS_FEATURES, STEP, TOA_RADIATION, TaskConfig
 
 SECONDS_PER_DAY = 86400
 # The year progress divides by the mean tropical year, so it does not wrap at calendar New Year.
 DAYS_PER_YEAR = 365.24219
-STEP = pd.Timedelta(hours=6)
 
 Arrays = dict[str, np.ndarray]
 LeadTimes = Union[slice, Sequence, str, pd.Timedelta]
@@ -34,16 +33,17 @@ def seconds_since_epoch(datetimes: np.ndarray) -> np.ndarray:
 
 
 def year_progress(seconds: np.ndarray) -> np.ndarray:
-    """Fraction of the mean tropical year elapsed, in [0, 1), float32."""
+    """Fraction of the mean tropical year elapsed, in [0, 1), float64 (the features are float32)."""
     years = seconds / SECONDS_PER_DAY / np.float64(DAYS_PER_YEAR)
-    return np.mod(years, 1.0).astype(np.float32)
+    return np.mod(years, 1.0)
 
 
 def day_progress(seconds: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
-    """Local solar-day fraction in [0, 1) at each longitude: shape ``seconds.shape + [n_lon]``."""
+    """Local solar-day fraction in [0, 1) at each longitude: shape ``seconds.shape + [n_lon]``,
+    float64 (the features are float32)."""
     greenwich = np.mod(seconds, SECONDS_PER_DAY) / SECONDS_PER_DAY
     offsets = np.deg2rad(np.asarray(lon_deg, dtype=np.float64)) / (2 * np.pi)
-    return np.mod(greenwich[..., None] + offsets, 1.0).astype(np.float32)
+    return np.mod(greenwich[..., None] + offsets, 1.0)
 
 
 def add_progress_features(dataset: xr.Dataset) -> xr.Dataset:
@@ -59,7 +59,8 @@ def add_progress_features(dataset: xr.Dataset) -> xr.Dataset:
     }
     new = {}
     for name, (dims, progress) in features.items():
-        phase = progress * (2 * np.pi)
+        # The official features are computed from the float32 progress.
+        phase = progress.astype(np.float32) * (2 * np.pi)
         for suffix, fn in (("sin", np.sin), ("cos", np.cos)):
             if f"{name}_{suffix}" not in dataset:
                 new[f"{name}_{suffix}"] = xr.Variable(dims, fn(phase).astype(np.float32))
@@ -111,6 +112,18 @@ def extract_inputs_targets_forcings(
         targets[list(task_config.target_variables)],
         targets[list(task_config.forcing_variables)],
     )
+
+
+def forecast_window(
+    dataset: xr.Dataset, task_config: TaskConfig, steps: int, start: int = 0
+) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
+    """(inputs, targets, forcings) of a ``steps``-step forecast whose first frame is ``start``.
+
+    The window holds the task's input frames and the ``steps`` frames after them; later frames
+    of the dataset are left out.
+    """
+    window = dataset.isel(time=slice(start, start + task_config.input_frames + steps))
+    return extract_inputs_targets_forcings(window, task_config, slice(STEP, steps * STEP))
 
 
 def variable_to_array(variable: xr.DataArray, num_lat: int, num_lon: int) -> np.ndarray:

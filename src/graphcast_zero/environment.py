@@ -17,10 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
@@ -29,9 +26,6 @@ from graphcast_zero.errors import InputError
 from graphcast_zero.paths import DATA_DIR_ENV, DataPaths
 
 KERNEL_NAME = "graphcast"
-BUCKET = "dm_graphcast"
-GCS_ENDPOINT = "https://storage.googleapis.com"
-EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 MIN_FREE_BYTES = 5 * 2**30  # the 0.25° checkpoints and example datasets take several GB
 SUPPORTED_PYTHON = ((3, 10), (3, 12))
@@ -340,47 +334,20 @@ def check_kernel(kernel_name: str = KERNEL_NAME) -> Check:
     return Check("jupyter kernel", OK, f"{installed['display_name']} at {kernel_dir(kernel_name)}")
 
 
-def bucket_probe_url(endpoint: Optional[str] = None) -> str:
-    """The JSON-API listing of one object: small, and answered by GCS, mirrors and the emulator."""
-    endpoint = endpoint or os.environ.get(EMULATOR_ENV) or GCS_ENDPOINT
-    if "://" not in endpoint:
-        endpoint = f"http://{endpoint}"
-    return f"{endpoint.rstrip('/')}/storage/v1/b/{BUCKET}/o?maxResults=1"
-
-
-def _probe(url: str, timeout: float) -> tuple[Optional[int], str]:
-    """Returns (HTTP status, "") or (None, reason); never takes much longer than ``timeout``."""
-    outcome: dict = {}
-
-    def request() -> None:
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                outcome["status"] = response.status
-        except urllib.error.HTTPError as err:
-            outcome["status"] = err.code
-        except Exception as err:  # any failure means "not reachable"; never kill the thread
-            outcome["reason"] = str(getattr(err, "reason", err)) or type(err).__name__
-
-    # A thread bounds the whole request: urllib's timeout does not cover DNS lookups.
-    worker = threading.Thread(target=request, daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive() or not outcome:
-        return None, f"no answer within {timeout:g} s"
-    return outcome.get("status"), outcome.get("reason", "")
-
-
 def check_bucket(endpoint: Optional[str] = None, timeout: float = 3.0) -> Check:
     """Whether the bucket answers within ``timeout`` seconds (proxies come from the environment)."""
-    url = bucket_probe_url(endpoint)
+    from graphcast_zero import remotes
+
+    url = remotes.bucket_probe_url(endpoint)
     start = time.monotonic()
-    status, reason = _probe(url, timeout)
+    answer = remotes.probe_bucket(endpoint, timeout=(timeout, timeout), deadline=timeout)
     elapsed_ms = (time.monotonic() - start) * 1000
-    if status is None:
-        return Check("bucket", WARN, f"unreachable: {reason} ({url})", HINT_OFFLINE)
-    if 200 <= status < 300:
-        return Check("bucket", OK, f"gs://{BUCKET} reachable in {elapsed_ms:.0f} ms ({url})")
-    return Check("bucket", WARN, f"HTTP {status} from {url}", HINT_OFFLINE)
+    if answer.status is None:
+        return Check("bucket", WARN, f"unreachable: {answer.reason} ({url})", HINT_OFFLINE)
+    if 200 <= answer.status < 300:
+        where = f"gs://{remotes.BUCKET}"
+        return Check("bucket", OK, f"{where} reachable in {elapsed_ms:.0f} ms ({url})")
+    return Check("bucket", WARN, f"HTTP {answer.status} from {url}", HINT_OFFLINE)
 
 
 def run_doctor(

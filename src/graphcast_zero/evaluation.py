@@ -47,7 +47,9 @@ def latitude_weights(lat) -> xr.DataArray:
     Each row stands for the band between the midpoints to its neighbours (half a spacing beyond
     the outer rows, clipped at ±90°). Its area, sin(upper) − sin(lower), equals
     2·sin(Δ/2)·cos(lat) on an evenly spaced grid, so interior rows are weighted exactly by
-    cos(lat); a row on a pole, where cos(lat) = 0, keeps the small polar cap it stands for.
+    cos(lat); a row on a pole, where cos(lat) = 0, keeps the small polar cap it stands for
+    (2·sin²(Δ/4)). These are the official training loss's weights too, on the grids it accepts
+    (:func:`graphcast_zero.loss.check_latitudes`).
 
     Args:
       lat: latitudes in degrees, ascending or descending, no repeats.
@@ -71,9 +73,9 @@ def latitude_weights(lat) -> xr.DataArray:
         middles = (radians[1:] + radians[:-1]) / 2  # [num_lat - 1]
         lower = np.concatenate([[2 * radians[0] - middles[0]], middles])
         upper = np.concatenate([middles, [2 * radians[-1] - middles[-1]]])
-        areas = np.sin(np.clip(upper, -np.pi / 2, np.pi / 2)) - np.sin(
-            np.clip(lower, -np.pi / 2, np.pi / 2)
-        )
+        upper, lower = np.clip(upper, -np.pi / 2, np.pi / 2), np.clip(lower, -np.pi / 2, np.pi / 2)
+        # sin(upper) − sin(lower) as a product: no cancellation in the thin polar caps.
+        areas = 2 * np.cos((upper + lower) / 2) * np.sin((upper - lower) / 2)
     weights = np.empty_like(areas)
     weights[order] = areas / areas.mean()
     return xr.DataArray(weights, dims=("lat",), coords={"lat": degrees})

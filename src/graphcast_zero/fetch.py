@@ -404,9 +404,9 @@ def _list(
 
 
 def _fetch_demo(paths: DataPaths, log: Callable[[str], None]) -> FetchReport:
-    from graphcast_zero import demo
+    from graphcast_zero import synthetic
 
-    written = demo.write_demo_bundle(paths, log=log)
+    written = synthetic.write_demo_bundle(paths, log=log)
     results = (FileResult(None, path, "written", path.stat().st_size) for path in written)
     return FetchReport("demo", paths, tuple(results))
 

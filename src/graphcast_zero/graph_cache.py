@@ -1,10 +1,12 @@
 """Graphs kept on disk: built once per grid and mesh, loaded by later runs.
 
-Building the three graphs for a 0.25° grid takes about 6 s on 2 CPU cores (3 s on a GPU
-machine's host), as long as a whole 10-day forecast's steps on an H100; loading them back takes
-0.13 s. The file name is a hash of everything the graphs depend on (the grid, the mesh settings
-and this package's version), so a changed grid, model or package never reads a stale file.
-The model code itself stays free of I/O: this module sits at the edge, beside the workflow.
+Building the three graphs for a 0.25° grid takes seconds of host time (``graph_build_s`` in
+``benchmarks/``), about as long as a whole forecast's steps on a fast GPU, while loading them back
+takes a small fraction of that. The file name is a hash of everything the graphs depend on (the
+grid, the mesh settings and this package's version), so a changed grid, model or package never
+reads a stale file.
+The model code itself stays free of I/O: this module sits at the edge, beside the workflow, and
+:func:`assemble_predictor` puts a predictor together on the cached graphs for every caller.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import hashlib
 import importlib.metadata
 import zipfile
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from graphcast_zero.atomic import atomic_path
-from graphcast_zero.config import ModelConfig
+from graphcast_zero.config import ModelConfig, TaskConfig
 from graphcast_zero.errors import InputError
 from graphcast_zero.model.graph import EdgeSet, GraphCastGraphs, build_graphs
+from graphcast_zero.predictor import Predictor, build_predictor
+from graphcast_zero.statistics import Statistics
 
 FORMAT = "graphcast-zero-graphs/1"
 EDGE_SETS = ("grid2mesh", "mesh", "mesh2grid")
@@ -98,3 +103,46 @@ def load_or_build_graphs(
     except (OSError, InputError):
         pass  # a read-only data folder costs the next run a rebuild, nothing else
     return graphs, False
+
+
+def assemble_predictor(
+    model_config: ModelConfig,
+    task_config: TaskConfig,
+    statistics: Statistics,
+    lat_deg: np.ndarray,
+    lon_deg: np.ndarray,
+    *,
+    precision: str = "bfloat16",
+    graphs_folder: Optional[Path] = None,
+    reuse_edge_terms: Optional[bool] = None,
+) -> tuple[Predictor, bool]:
+    """The predictor for a grid, on graphs kept in ``graphs_folder`` (loaded, or built and saved).
+
+    The one place where the workflow, the notebook and the benchmarks put a model together.
+
+    Args:
+      model_config, task_config: usually from the checkpoint.
+      statistics: the three statistics datasets.
+      lat_deg, lon_deg: the grid in degrees.
+      precision: as for :func:`~graphcast_zero.predictor.build_predictor`.
+      graphs_folder: the graph cache, e.g. ``<data>/cache/graphs``; None builds the graphs
+        without keeping them (as a benchmark of the build needs).
+      reuse_edge_terms: as for :func:`~graphcast_zero.predictor.build_predictor`.
+
+    Returns:
+      (predictor, whether its graphs came from the cache).
+    """
+    graphs, from_cache = None, False
+    if graphs_folder is not None:
+        graphs, from_cache = load_or_build_graphs(graphs_folder, model_config, lat_deg, lon_deg)
+    predictor = build_predictor(
+        model_config,
+        task_config,
+        statistics,
+        lat_deg,
+        lon_deg,
+        precision=precision,
+        graphs=graphs,
+        reuse_edge_terms=reuse_edge_terms,
+    )
+    return predictor, from_cache

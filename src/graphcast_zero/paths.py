@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
+PathLike = Union[str, os.PathLike]  # a file or folder as the user gives it
 DATA_DIR_ENV = "GRAPHCAST_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
 PAYLOAD_FOLDERS = ("params", "stats", "dataset", "outputs")
@@ -70,7 +71,5 @@ def resolve_data_dir(
       The resolved, absolute data paths.
     """
     environ = os.environ if environ is None else environ
-    for candidate in (explicit, environ.get(DATA_DIR_ENV), config_value, DEFAULT_DATA_DIR):
-        if candidate:
-            return DataPaths(Path(candidate).expanduser().resolve())
-    raise AssertionError("unreachable: DEFAULT_DATA_DIR is set")
+    chosen = explicit or environ.get(DATA_DIR_ENV) or config_value or DEFAULT_DATA_DIR
+    return DataPaths(Path(chosen).expanduser().resolve())

@@ -37,8 +37,8 @@ def resolve_precision(precision: str, backend: str | None = None) -> Precision:
     """The precision to run: ``auto`` becomes bfloat16 on GPUs and TPUs, float32 on CPUs.
 
     The official demo runs bfloat16 everywhere. CPUs without native bfloat16 arithmetic emulate
-    it, which made a 1° step slower than in float32 here (31.6 s against 26.1 s on 2 cores), and
-    float32 is also the more exact of the two. On accelerators bfloat16 halves activation memory.
+    it, which makes a step slower than in float32 (figures in ``benchmarks/``), and float32 is
+    also the more exact of the two. On accelerators bfloat16 halves activation memory.
 
     Args:
       precision: ``auto``, ``bfloat16`` or ``float32``.
@@ -58,10 +58,9 @@ def resolve_precision(precision: str, backend: str | None = None) -> Precision:
 def default_edge_term_reuse(backend: str | None = None) -> bool:
     """Whether forecasts keep the step-independent edge terms by default (``Predictor.prepare``).
 
-    On CPUs they are a sixth of each 1° step's arithmetic, worth holding in memory. On GPUs and
-    TPUs their ~5 TFLOP per 0.25° step take milliseconds, while holding them takes device
-    memory: XLA's buffer assignment for an H100 put a 2-step 0.25° bfloat16 chunk at 22.6 GiB
-    with them and 17.6 GiB without, and a one-step program above the official code's.
+    On CPUs they are a sizeable share of each step's arithmetic, worth holding in memory. On GPUs
+    and TPUs recomputing them is a small part of a fast step, while holding them takes device
+    memory that larger chunks and batches need (compiled sizes in ``benchmarks/``).
 
     Args:
       backend: ``jax.default_backend()`` by default.
@@ -125,7 +124,7 @@ class Predictor:
         """``constants`` plus the terms of a step that depend only on ``params`` and the graph.
 
         The encoded edges and their share of the first edge updates are the same at every step of
-        a forecast; computing them once saves about a sixth of each step at 1°. The result is only
+        a forecast; computing them once saves that share of every later step. The result is only
         valid for these parameters: pass ``constants()`` again after the parameters change.
         Already prepared constants, and any constants when ``reuse_edge_terms`` is off, are
         returned unchanged.

@@ -10,13 +10,16 @@ Two remotes present the same view, object names in the bucket's layout (``graphc
   ``{endpoint}/[datasets/]{repo}/resolve/{revision}/{path}`` for (ranged) downloads.
 
 Both honour proxies from the environment (on AutoDL, :func:`read_proxy_file` takes them from
-``/etc/network_turbo``) and report an unreachable server within seconds.
+``/etc/network_turbo``) and report an unreachable server within seconds. :func:`probe_bucket` is
+the one reachability check of the bucket, for fetch-data and for ``invoke doctor``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import threading
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -29,6 +32,7 @@ from graphcast_zero.errors import FetchError, InputError
 
 BUCKET = "dm_graphcast"
 GCS_ENDPOINT = "https://storage.googleapis.com"
+EMULATOR_ENV = "STORAGE_EMULATOR_HOST"  # gcsfs and Google's clients read an emulator's address here
 HF_ENDPOINT = "https://huggingface.co"
 # Public mirror of the bucket's `dataset/` and `stats/` folders, file names unchanged.
 HF_DATASET_REPO = "shermansiu/dm_graphcast_datasets"
@@ -74,6 +78,70 @@ def _with_scheme(url: str) -> str:
     return (url if re.match(r"^https?://", url) else f"http://{url}").rstrip("/")
 
 
+def gcs_endpoint(endpoint: Optional[str] = None) -> str:
+    """``endpoint``, else an emulator named by ``STORAGE_EMULATOR_HOST``, else Google Cloud
+    Storage; with a scheme and without a trailing slash."""
+    emulator = os.environ.get(EMULATOR_ENV, "")
+    default = emulator if emulator not in ("", "default") else GCS_ENDPOINT
+    return _with_scheme(endpoint or default)
+
+
+def bucket_probe_url(endpoint: Optional[str] = None, bucket: str = BUCKET) -> str:
+    """The JSON-API listing of one object: small, and answered by GCS, mirrors and the emulator."""
+    return f"{gcs_endpoint(endpoint)}/storage/v1/b/{bucket}/o?maxResults=1"
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeAnswer:
+    """What the bucket said to :func:`probe_bucket`.
+
+    Attributes:
+      status: the HTTP status, or None when no answer came.
+      reason: why no answer came (empty when one did).
+      listing: whether the answer is a GCS object listing (a bucket, not some other server).
+    """
+
+    status: Optional[int]
+    reason: str = ""
+    listing: bool = False
+
+
+def probe_bucket(
+    endpoint: Optional[str] = None,
+    *,
+    bucket: str = BUCKET,
+    timeout: tuple[float, float] = (CONNECT_TIMEOUT, PROBE_READ_TIMEOUT),
+    deadline: Optional[float] = None,
+) -> ProbeAnswer:
+    """Asks the bucket for a one-object listing, with proxies from the environment.
+
+    Args:
+      endpoint: as for :func:`gcs_endpoint`.
+      bucket: the bucket's name.
+      timeout: (connect, read) seconds for the request.
+      deadline: seconds after which to give up whatever the request is doing (name lookups
+        included, which the request's own timeouts do not cover); default: the two timeouts.
+    """
+    url = bucket_probe_url(endpoint, bucket)
+    answers: list[ProbeAnswer] = []
+
+    def request() -> None:
+        try:
+            response = requests.get(url, timeout=timeout)
+        except Exception as error:  # any failure means "not reachable"; never kill the thread
+            answers.append(ProbeAnswer(None, type(error).__name__))
+            return
+        answers.append(
+            ProbeAnswer(response.status_code, "", "storage#objects" in response.text[:200])
+        )
+
+    limit = sum(timeout) if deadline is None else deadline
+    worker = threading.Thread(target=request, daemon=True)
+    worker.start()
+    worker.join(limit)
+    return answers[0] if answers else ProbeAnswer(None, f"no answer within {limit:g} s")
+
+
 class GcsRemote:
     """The ``dm_graphcast`` bucket (or a GCS-compatible endpoint), read anonymously with gcsfs."""
 
@@ -85,10 +153,8 @@ class GcsRemote:
     ):
         import gcsfs.core
 
-        emulator = os.environ.get("STORAGE_EMULATOR_HOST", "")
-        default = emulator if emulator not in ("", "default") else GCS_ENDPOINT
         self.bucket = bucket
-        self.endpoint = _with_scheme(endpoint or default)
+        self.endpoint = gcs_endpoint(endpoint)
         self.connect_timeout = connect_timeout
         # The plain JSON-API class: gcsfs's package-level class first probes the bucket type over
         # gRPC, which stalls behind HTTP proxies and against emulators. trust_env: use proxies.
@@ -105,14 +171,13 @@ class GcsRemote:
 
     def probe(self) -> None:
         # A plain request with a short connect timeout: gcsfs would retry for minutes.
-        url = f"{self.endpoint}/storage/v1/b/{self.bucket}/o"
-        timeout = (self.connect_timeout, PROBE_READ_TIMEOUT)
-        try:
-            response = requests.get(url, params={"maxResults": 1}, timeout=timeout)
-        except requests.RequestException as error:
-            raise unreachable(self.describe(), type(error).__name__) from error
-        if response.status_code != 200 or "storage#objects" not in response.text[:200]:
-            raise unreachable(self.describe(), f"HTTP {response.status_code} listing the bucket")
+        answer = probe_bucket(
+            self.endpoint, bucket=self.bucket, timeout=(self.connect_timeout, PROBE_READ_TIMEOUT)
+        )
+        if answer.status is None:
+            raise unreachable(self.describe(), answer.reason)
+        if answer.status != 200 or not answer.listing:
+            raise unreachable(self.describe(), f"HTTP {answer.status} listing the bucket")
 
     def list(self) -> list[RemoteFile]:
         files = []

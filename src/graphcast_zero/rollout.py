@@ -19,14 +19,15 @@ import numpy as np
 from graphcast_zero.predictor import Frames, Predictor, on_cpu
 
 
-def _split_static(predictor: Predictor, inputs: Frames) -> tuple[Frames, Frames]:
+def split_static(predictor: Predictor, inputs: Frames) -> tuple[Frames, Frames]:
+    """(static, dynamic) inputs: the loop carries only the frames that change from step to step."""
     dynamic = {n: inputs[n] for n in predictor.dynamic_inputs}
     static = {n: v for n, v in inputs.items() if n not in dynamic}
     return static, dynamic
 
 
-def _time_major(frames: Frames) -> Frames:
-    # [batch, steps, ...] -> [steps, batch, 1, ...]: one scan slice per step, time axis kept.
+def time_major(frames: Frames) -> Frames:
+    """[batch, steps, ...] -> [steps, batch, 1, ...]: one scan slice per step, time axis kept."""
     return {n: jnp.moveaxis(v, 1, 0)[:, :, None] for n, v in frames.items()}
 
 
@@ -52,17 +53,17 @@ def rollout_scan(
     Returns:
       (final inputs, predictions), predictions per target [batch, steps, lat, lon, channels].
     """
-    static, dynamic = _split_static(predictor, inputs)
+    static, dynamic = split_static(predictor, inputs)
     constants = predictor.prepare(params, constants)
 
     def step(carry, forcing):
         predictions = predictor.one_step(params, constants, {**static, **carry}, forcing)
-        carry = _split_static(predictor, predictor.next_inputs(carry, predictions, forcing))[1]
+        carry = split_static(predictor, predictor.next_inputs(carry, predictions, forcing))[1]
         return carry, {n: v[:, 0] for n, v in predictions.items()}
 
     if remat:
         step = jax.checkpoint(step)
-    final, predictions = jax.lax.scan(step, dynamic, _time_major(forcings))
+    final, predictions = jax.lax.scan(step, dynamic, time_major(forcings))
     return {**static, **final}, {n: jnp.moveaxis(v, 0, 1) for n, v in predictions.items()}
 
 

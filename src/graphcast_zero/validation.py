@@ -7,10 +7,9 @@ a wrong file fails in a second instead of after a graph build and a compile.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -19,18 +18,17 @@ import xarray as xr
 from graphcast_zero.config import (
     DERIVED_VARIABLES,
     PRECIPITATION,
+    STEP,
     TOA_RADIATION,
     ModelConfig,
     TaskConfig,
 )
 from graphcast_zero.errors import InputError
-from graphcast_zero.model.graphcast import input_frames
 from graphcast_zero.model.normalization import normalization_arrays
+from graphcast_zero.paths import PathLike
 from graphcast_zero.statistics import Statistics
 
-PathLike = Union[str, os.PathLike]
 LIST_HINT = "(`invoke fetch-data --list`)"
-STEP = pd.Timedelta(hours=6)
 
 
 def open_dataset(path: PathLike) -> xr.Dataset:
@@ -126,7 +124,7 @@ def check_variables(dataset: xr.Dataset, task_config: TaskConfig, name: str) -> 
 
 def available_steps(dataset: xr.Dataset, task_config: TaskConfig) -> int:
     """How many 6-hour target steps follow the input frames in the dataset."""
-    return int(dataset.sizes["time"]) - input_frames(task_config)
+    return int(dataset.sizes["time"]) - task_config.input_frames
 
 
 def check_time_steps(dataset: xr.Dataset, task_config: TaskConfig, steps: int, name: str) -> None:
@@ -134,7 +132,7 @@ def check_time_steps(dataset: xr.Dataset, task_config: TaskConfig, steps: int, n
     times = pd.to_timedelta(dataset["time"].values)
     if len(times) > 1 and not (np.diff(times) == STEP).all():
         raise InputError(f"dataset {name} time axis is not 6-hourly: use an official dataset")
-    frames = input_frames(task_config)
+    frames = task_config.input_frames
     if steps < 1:
         raise InputError(f"--steps must be at least 1 (got {steps})")
     if len(times) < frames + steps:
@@ -148,7 +146,7 @@ def check_time_steps(dataset: xr.Dataset, task_config: TaskConfig, steps: int, n
 def check_finite(dataset: xr.Dataset, task_config: TaskConfig, steps: int, name: str) -> None:
     """No NaN or infinity in the frames used: input frames of inputs, target frames of targets
     and forcings."""
-    frames = input_frames(task_config)
+    frames = task_config.input_frames
     later = set(task_config.target_variables) | set(task_config.forcing_variables)
     for variable in needed_variables(task_config):
         values = dataset[variable]

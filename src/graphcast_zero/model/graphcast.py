@@ -14,19 +14,12 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 
 from graphcast_zero.config import ATMOSPHERIC_VARIABLES, STATIC_VARIABLES, ModelConfig, TaskConfig
 from graphcast_zero.model.gnn import EdgeSetInputs, TypedGraphNetwork
 from graphcast_zero.model.graph import GraphCastGraphs, build_graphs
 
 GRID, MESH = "grid_nodes", "mesh_nodes"
-STRUCTURAL_NODE_FEATURES = 3  # sin(lat), cos(lon), sin(lon)
-
-
-def input_frames(task_config: TaskConfig) -> int:
-    """Number of input frames, 6 h apart (2 for the published 12 h input duration)."""
-    return int(pd.Timedelta(task_config.input_duration) / pd.Timedelta(hours=6))
 
 
 def variable_channels(name: str, task_config: TaskConfig) -> int:
@@ -36,7 +29,7 @@ def variable_channels(name: str, task_config: TaskConfig) -> int:
 
 def num_input_channels(task_config: TaskConfig) -> int:
     """Width of the stacked inputs and forcings of one grid node (before structural features)."""
-    frames = input_frames(task_config)
+    frames = task_config.input_frames
     inputs = sum(
         variable_channels(name, task_config) * (1 if name in STATIC_VARIABLES else frames)
         for name in task_config.input_variables
@@ -134,7 +127,7 @@ def graphcast_static(
     """The parts of a step that depend only on parameters and graph (call inside ``hk.transform``).
 
     These are the encoded edges of the three networks and their share of each network's first
-    edge update: about a sixth of a step's work at 1°. A forecast computes them once and passes
+    edge update, a sizeable part of a step's work. A forecast computes them once and passes
     them to every step as ``graphcast_core(..., static=...)``.
 
     Returns:

@@ -4,14 +4,20 @@ Each ``run_*`` function is what one task does. They choose defaults from the dat
 that the checkpoint, statistics and dataset fit each other before anything compiles
 (:mod:`graphcast_zero.validation`), and write results into ``<data>/outputs/<run>/``. A run
 folder is built under a hidden temporary name and renamed when complete, so a failed run leaves
-nothing half-written. The training loop itself lives in :mod:`graphcast_zero.trainer`.
+nothing half-written. The training loop itself lives in :mod:`graphcast_zero.train_loop`.
 
 Submodules, by concern:
 
-- :mod:`~graphcast_zero.workflow.files`: choosing and loading inputs, run folders, writers.
+- :mod:`~graphcast_zero.workflow.choosing`: the newest fitting checkpoint, dataset or run.
+- :mod:`~graphcast_zero.workflow.inputs`: loading the three inputs and checking they fit.
+- :mod:`~graphcast_zero.workflow.options`: checked option values (precision, numbers, the
+  ``--random`` architecture).
+- :mod:`~graphcast_zero.workflow.compile_cache`: JAX's compilation cache in the data folder.
+- :mod:`~graphcast_zero.workflow.run_folder`: run folder names and staged writing.
+- :mod:`~graphcast_zero.workflow.run_info`: package versions and devices for the run records.
 - :mod:`~graphcast_zero.workflow.inference`: ``run_inference``.
 - :mod:`~graphcast_zero.workflow.scoring`: ``score_run``, ``run_evaluate``, ``run_plot``, pictures.
-- :mod:`~graphcast_zero.workflow.training_run`: ``run_training``, ``random_checkpoint``.
+- :mod:`~graphcast_zero.workflow.train`: ``run_training`` in four phases.
 - :mod:`~graphcast_zero.workflow.demo_run`: ``run_demo``.
 
 Everything is re-exported here, so ``from graphcast_zero import workflow; workflow.run_inference``
@@ -19,28 +25,19 @@ works. To replace a helper in a test, patch the submodule that calls it (for exa
 ``workflow.inference.write_pictures``), since each submodule looks names up in its own namespace.
 """
 
+from graphcast_zero.workflow.choosing import choose_dataset, choose_params, newest_file, newest_run
+from graphcast_zero.workflow.compile_cache import use_compilation_cache
 from graphcast_zero.workflow.demo_run import run_demo
-from graphcast_zero.workflow.files import (
-    PACKAGES,
+from graphcast_zero.workflow.inference import InferenceResult, run_inference
+from graphcast_zero.workflow.inputs import Setup, load_setup
+from graphcast_zero.workflow.options import Log, RandomModel, positive_number, precision_option
+from graphcast_zero.workflow.run_folder import (
     PREDICTIONS,
     RUN_INFO,
-    Log,
-    PathLike,
-    Setup,
-    choose_dataset,
-    choose_params,
     default_run_name,
-    environment_info,
-    forecast_window,
-    load_setup,
-    newest_file,
-    newest_run,
     staged_folder,
-    use_compilation_cache,
-    write_json,
-    write_netcdf,
 )
-from graphcast_zero.workflow.inference import InferenceResult, run_inference
+from graphcast_zero.workflow.run_info import RECORDED_PACKAGES, environment_info
 from graphcast_zero.workflow.scoring import (
     CHART_LEVEL,
     MAP_VARIABLE,
@@ -53,49 +50,62 @@ from graphcast_zero.workflow.scoring import (
     score_run,
     write_pictures,
 )
-from graphcast_zero.workflow.training_run import (
+from graphcast_zero.workflow.train import (
+    HISTORY,
     OPTIMIZER_STATE,
     TRAINED,
+    TrainingFiles,
+    TrainingInputs,
+    TrainingPlan,
     TrainingResult,
-    random_checkpoint,
+    build_training_predictor,
+    choose_training_inputs,
     run_training,
+    save_training,
+    train_predictor,
 )
 
 __all__ = [
     "CHART_LEVEL",
-    "MAP_VARIABLE",
-    "OPTIMIZER_STATE",
-    "PACKAGES",
-    "PREDICTIONS",
-    "RUN_INFO",
-    "TRAINED",
+    "HISTORY",
     "InferenceResult",
     "Log",
-    "PathLike",
+    "MAP_VARIABLE",
+    "OPTIMIZER_STATE",
+    "PREDICTIONS",
+    "RECORDED_PACKAGES",
+    "RUN_INFO",
+    "RandomModel",
     "ScoredRun",
     "Setup",
+    "TRAINED",
+    "TrainingFiles",
+    "TrainingInputs",
+    "TrainingPlan",
     "TrainingResult",
+    "build_training_predictor",
     "choose_dataset",
     "choose_params",
+    "choose_training_inputs",
     "default_level",
     "default_run_name",
     "environment_info",
-    "forecast_window",
     "load_setup",
     "locate_predictions",
     "newest_file",
     "newest_run",
     "parse_lead_time",
-    "random_checkpoint",
+    "positive_number",
+    "precision_option",
     "run_demo",
     "run_evaluate",
     "run_inference",
     "run_plot",
     "run_training",
+    "save_training",
     "score_run",
     "staged_folder",
+    "train_predictor",
     "use_compilation_cache",
-    "write_json",
-    "write_netcdf",
     "write_pictures",
 ]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 
-from graphcast_zero import catalog, evaluation
+from graphcast_zero import evaluation
+from graphcast_zero.config import DEMO_MODEL
 from graphcast_zero.paths import DataPaths
-from graphcast_zero.workflow.files import Log
 from graphcast_zero.workflow.inference import run_inference
+from graphcast_zero.workflow.options import Log
 from graphcast_zero.workflow.scoring import MAP_VARIABLE
-from graphcast_zero.workflow.training_run import run_training
+from graphcast_zero.workflow.train import run_training
 
 
 def run_demo(paths: DataPaths, iterations: int = 5, log: Log = print) -> dict:
@@ -18,12 +19,14 @@ def run_demo(paths: DataPaths, iterations: int = 5, log: Log = print) -> dict:
     Returns:
       ``{"inference": InferenceResult, "training": TrainingResult, "seconds": float}``.
     """
-    from graphcast_zero import demo
+    from graphcast_zero import synthetic
 
     started = time.perf_counter()
-    demo.write_demo_bundle(paths, log=log)
-    dataset = paths.dataset / demo.dataset_file_name(demo.DEMO_RESOLUTION, 13, demo.DEMO_STEPS)
-    params = paths.params / catalog.DEMO_MODEL.file_name
+    synthetic.write_demo_bundle(paths, log=log)
+    dataset = paths.dataset / synthetic.dataset_file_name(
+        synthetic.DEMO_RESOLUTION, 13, synthetic.DEMO_STEPS
+    )
+    params = paths.params / DEMO_MODEL.file_name
     forecast = run_inference(paths, params=params, dataset=dataset, log=log)
     log(evaluation.format_metrics_table(
         evaluation.metrics_table(forecast.metrics, variables=[MAP_VARIABLE])

@@ -12,25 +12,19 @@ import numpy as np
 import xarray as xr
 
 from graphcast_zero import catalog, data, evaluation, validation
+from graphcast_zero.atomic import write_json, write_netcdf
 from graphcast_zero.errors import InputError
-from graphcast_zero.model.graphcast import input_frames
-from graphcast_zero.paths import DataPaths
-from graphcast_zero.workflow.files import (
+from graphcast_zero.paths import DataPaths, PathLike
+from graphcast_zero.workflow.compile_cache import use_compilation_cache
+from graphcast_zero.workflow.inputs import Setup, load_setup
+from graphcast_zero.workflow.options import Log, precision_option
+from graphcast_zero.workflow.run_folder import (
     PREDICTIONS,
     RUN_INFO,
-    Log,
-    PathLike,
-    Setup,
     default_run_name,
-    environment_info,
-    forecast_window,
-    load_setup,
-    precision_option,
     staged_folder,
-    use_compilation_cache,
-    write_json,
-    write_netcdf,
 )
+from graphcast_zero.workflow.run_info import environment_info
 from graphcast_zero.workflow.scoring import write_pictures
 
 
@@ -71,6 +65,7 @@ class _StepTimer:
 
 def run_inference(
     paths: DataPaths,
+    *,
     params: Optional[PathLike] = None,
     dataset: Optional[PathLike] = None,
     stats_dir: Optional[PathLike] = None,
@@ -159,18 +154,16 @@ def _forecast(
     import jax
 
     from graphcast_zero import rollout
-    from graphcast_zero.graph_cache import load_or_build_graphs
-    from graphcast_zero.predictor import build_predictor
+    from graphcast_zero.graph_cache import assemble_predictor
 
     task = setup.checkpoint.task_config
-    inputs, targets, forcings = forecast_window(setup.dataset, task, setup.steps)
+    inputs, targets, forcings = data.forecast_window(setup.dataset, task, setup.steps)
     lat, lon = setup.dataset["lat"].values, setup.dataset["lon"].values
     started = time.perf_counter()
-    model_config = setup.checkpoint.model_config
-    graphs, graphs_cached = load_or_build_graphs(graphs_folder, model_config, lat, lon)
-    predictor = build_predictor(
-        model_config, task, setup.statistics, lat, lon, precision=precision, graphs=graphs
-    )
+    predictor, graphs_cached = assemble_predictor(
+        setup.checkpoint.model_config, task, setup.statistics, lat, lon,
+        precision=precision, graphs_folder=graphs_folder,
+    )  # fmt: skip
     graph_s = time.perf_counter() - started
     params = jax.tree.map(jax.numpy.asarray, setup.checkpoint.params)
     timer = _StepTimer(setup.steps, progress)
@@ -182,7 +175,7 @@ def _forecast(
         chunk_steps=chunk_steps or 1,
         on_chunk=timer,
     )
-    reference = setup.dataset["datetime"].isel(time=input_frames(task) - 1).values  # [batch]
+    reference = setup.dataset["datetime"].isel(time=task.input_frames - 1).values  # [batch]
     predictions = data.arrays_to_dataset(
         arrays,
         lat=lat,

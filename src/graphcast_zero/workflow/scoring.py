@@ -14,18 +14,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from graphcast_zero import evaluation, validation
+from graphcast_zero import data, evaluation, validation
 from graphcast_zero.config import ATMOSPHERIC_VARIABLES, TaskConfig
 from graphcast_zero.errors import InputError
-from graphcast_zero.paths import DataPaths
-from graphcast_zero.workflow.files import (
-    PREDICTIONS,
-    RUN_INFO,
-    Log,
-    PathLike,
-    forecast_window,
-    newest_run,
-)
+from graphcast_zero.paths import DataPaths, PathLike
+from graphcast_zero.workflow.choosing import newest_run
+from graphcast_zero.workflow.options import Log
+from graphcast_zero.workflow.run_folder import PREDICTIONS, RUN_INFO
 
 MAP_VARIABLE = "2m_temperature"
 CHART_LEVEL = 500
@@ -187,7 +182,7 @@ def score_run(
     forecast = forecast.drop_vars("datetime", errors="ignore")
     task = _scoring_task(forecast, frame, info)
     validation.check_time_steps(frame, task, forecast.sizes["time"], Path(source).name)
-    inputs, targets, _ = forecast_window(frame, task, forecast.sizes["time"])
+    inputs, targets, _ = data.forecast_window(frame, task, forecast.sizes["time"])
     metrics = evaluation.evaluate(forecast, targets, last_inputs=inputs)
     return ScoredRun(path.parent, forecast, targets, frame, metrics)
 
@@ -211,6 +206,7 @@ def _scoring_task(forecast: xr.Dataset, dataset: xr.Dataset, info: dict) -> Task
 
 def run_evaluate(
     paths: DataPaths,
+    *,
     run: Optional[str] = None,
     predictions: Optional[PathLike] = None,
     dataset: Optional[PathLike] = None,
@@ -252,6 +248,7 @@ def run_evaluate(
 
 def run_plot(
     paths: DataPaths,
+    *,
     run: Optional[str] = None,
     predictions: Optional[PathLike] = None,
     dataset: Optional[PathLike] = None,

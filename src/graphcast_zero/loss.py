@@ -1,24 +1,24 @@
-"""The GraphCast training objective, its gradients, and optimiser steps with optax.
+"""The GraphCast training objective and its gradients.
 
 The loss is the official one: on normalised residuals (or normalised values for targets that are
 not inputs), squared error × latitude weight × level weight, averaged over everything but the
 batch, summed over variables with per-variable weights, averaged over autoregressive steps and
 then over the batch. In bfloat16 mode it is computed in bfloat16, as the official demo does.
+The optimiser step and the loop around it live in :mod:`graphcast_zero.train_loop`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
+from graphcast_zero.evaluation import latitude_weights
 from graphcast_zero.predictor import Frames, Predictor
-from graphcast_zero.rollout import _split_static, _time_major
+from graphcast_zero.rollout import split_static, time_major
 
 # Variables absent here weigh 1.0.
 VARIABLE_WEIGHTS = {
@@ -29,11 +29,9 @@ VARIABLE_WEIGHTS = {
 }
 
 
-def latitude_weights(lat_deg: Sequence[float]) -> np.ndarray:
-    """Unit-mean weights proportional to the area of each latitude band.
-
-    The grid must be equally spaced and either include both poles (then the pole rows cover half
-    a band: weight sin²(Δ/4)) or stop half a spacing short of them.
+def check_latitudes(lat_deg: Sequence[float]) -> None:
+    """The grids the official loss accepts: equally spaced latitudes that either include both
+    poles or stop half a spacing short of them.
 
     Raises:
       ValueError: for unequal spacing or a grid of neither kind.
@@ -46,13 +44,8 @@ def latitude_weights(lat_deg: Sequence[float]) -> np.ndarray:
     if np.isclose(np.abs(lat).max(), 90.0):
         if not (np.isclose(lat.max(), 90.0) and np.isclose(lat.min(), -90.0)):
             raise ValueError("a grid with one pole must include the other")
-        weights = np.cos(np.deg2rad(lat)) * np.sin(np.deg2rad(delta / 2))
-        weights[[0, -1]] = np.sin(np.deg2rad(delta / 4)) ** 2
-    else:
-        if not (np.isclose(lat.max(), 90 - delta / 2) and np.isclose(lat.min(), -90 + delta / 2)):
-            raise ValueError("latitudes must include the poles or end half a spacing from them")
-        weights = np.cos(np.deg2rad(lat))
-    return weights / weights.mean()
+    elif not (np.isclose(lat.max(), 90 - delta / 2) and np.isclose(lat.min(), -90 + delta / 2)):
+        raise ValueError("latitudes must include the poles or end half a spacing from them")
 
 
 def level_weights(levels: Sequence[int]) -> np.ndarray:
@@ -70,8 +63,10 @@ class LossWeights:
 
 
 def loss_weights(predictor: Predictor) -> LossWeights:
+    """The predictor grid's area weights (``evaluation.latitude_weights``) and level weights."""
+    check_latitudes(predictor.lat)
     return LossWeights(
-        latitude=latitude_weights(predictor.lat)[:, None, None],
+        latitude=latitude_weights(predictor.lat).values[:, None, None],
         level=level_weights(predictor.task_config.pressure_levels),
     )
 
@@ -116,7 +111,7 @@ def loss_and_diagnostics(
     """
     weights = loss_weights(predictor)
     dtype = predictor.compute_dtype
-    static, dynamic = _split_static(predictor, inputs)
+    static, dynamic = split_static(predictor, inputs)
     # Always from these parameters (terms prepared earlier would hold the edge encoders still),
     # once per loss where the predictor reuses edge terms, else per step (prepare is then a
     # no-op): either way gradients flow through them to the edge encoders.
@@ -133,16 +128,16 @@ def loss_and_diagnostics(
         per_variable = per_variable_losses(outputs, normalized_target, weights, dtype)
         total = sum(VARIABLE_WEIGHTS.get(n, 1.0) * v for n, v in per_variable.items())
         predictions = predictor.denormalize(constants, frames, outputs)
-        carry = _split_static(predictor, predictor.next_inputs(carry, predictions, forcing))[1]
+        carry = split_static(predictor, predictor.next_inputs(carry, predictions, forcing))[1]
         cast = {n: v.astype(jnp.float32) for n, v in per_variable.items()}
         return carry, (total.astype(jnp.float32), cast)
 
     # With one step there is nothing to free: its activations feed its own backward pass, and
-    # checkpointing only adds the recomputation's buffers (1 GiB more at 1° on an H100).
+    # checkpointing only adds the recomputation's buffers.
     if remat and next(iter(targets.values())).shape[1] > 1:
         step = jax.checkpoint(step)
     _, (losses, diagnostics) = jax.lax.scan(
-        step, dynamic, (_time_major(targets), _time_major(forcings))
+        step, dynamic, (time_major(targets), time_major(forcings))
     )
     # [steps, batch] -> mean over steps, then over the batch.
     return losses.mean(axis=0).mean(), {n: v.mean(axis=0).mean() for n, v in diagnostics.items()}
@@ -155,34 +150,3 @@ def loss_and_grads(predictor: Predictor, params, constants, inputs, targets, for
         return loss_and_diagnostics(predictor, p, constants, inputs, targets, forcings, remat)
 
     return jax.value_and_grad(objective, has_aux=True)(params)
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainState:
-    """Parameters and optimiser state after some steps."""
-
-    params: Any
-    opt_state: Any
-    step: int
-
-
-def default_optimizer(learning_rate: float = 1e-4, clip_norm: Optional[float] = 32.0):
-    """AdamW with gradient clipping, as in the paper's fine-tuning (a constant rate here)."""
-    parts = [optax.clip_by_global_norm(clip_norm)] if clip_norm else []
-    parts.append(optax.adamw(learning_rate, b1=0.9, b2=0.95, weight_decay=0.1))
-    return optax.chain(*parts)
-
-
-def make_train_step(predictor: Predictor, optimizer, remat: bool = False):
-    """A jitted ``(params, opt_state, constants, inputs, targets, forcings) -> (params,
-    opt_state, loss, diagnostics)`` optimiser step."""
-
-    def train_step(params, opt_state, constants, inputs, targets, forcings):
-        (loss, diagnostics), grads = loss_and_grads(
-            predictor, params, constants, inputs, targets, forcings, remat
-        )
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        return params, opt_state, loss, diagnostics
-
-    return jax.jit(train_step)

@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 from graphcast_zero import catalog as cat
-from graphcast_zero import config, demo, fetch
+from graphcast_zero import config, fetch, synthetic
 from graphcast_zero.errors import InputError
 from graphcast_zero.paths import STATS_FILES, DataPaths
 
@@ -20,7 +20,7 @@ RES = 10.0
 
 @pytest.fixture(scope="module")
 def sample() -> xr.Dataset:
-    return demo.make_example_dataset(RES, steps=8)
+    return synthetic.make_example_dataset(RES, steps=8)
 
 
 def test_layout_matches_the_official_example(sample):
@@ -72,19 +72,19 @@ def test_waves_move_so_later_steps_differ_more(sample):
 
 
 def test_deterministic_and_seeded(sample):
-    xr.testing.assert_identical(demo.make_example_dataset(RES, steps=8), sample)
-    other = demo.make_example_dataset(RES, steps=8, seed=1, solar=False)
+    xr.testing.assert_identical(synthetic.make_example_dataset(RES, steps=8), sample)
+    other = synthetic.make_example_dataset(RES, steps=8, seed=1, solar=False)
     assert not np.allclose(other.geopotential, sample.geopotential)
 
 
 def test_13_and_37_levels_agree_on_shared_levels(sample):
-    full = demo.make_example_dataset(RES, steps=8, levels=37, solar=False)
+    full = synthetic.make_example_dataset(RES, steps=8, levels=37, solar=False)
     for name in config.ATMOSPHERIC_VARIABLES:
         np.testing.assert_array_equal(full[name].sel(level=sample.level), sample[name])
 
 
 def test_statistics_have_the_official_layout():
-    stats = demo.make_statistics(RES, steps=4)
+    stats = synthetic.make_statistics(RES, steps=4)
     assert sorted(f"{name}.nc" for name in stats) == sorted(STATS_FILES)
     real = {name: xr.open_dataset(REAL_STATS / f"{name}.nc") for name in stats}
     for name, computed in stats.items():
@@ -105,23 +105,23 @@ def test_demo_bundle_loads_and_fits_the_demo_model(tmp_path, sample):
     pytest.importorskip("graphcast_zero.model.graphcast")
     from graphcast_zero.checkpoint import load_checkpoint
 
-    written = demo.write_demo_bundle(DataPaths(tmp_path), resolution=RES)
+    written = synthetic.write_demo_bundle(DataPaths(tmp_path), resolution=RES)
     assert sorted(p.relative_to(tmp_path).parts[0] for p in written) == [
         "dataset",
         "params",
         *["stats"] * 3,
     ]
-    name = demo.dataset_file_name(RES, 13, demo.DEMO_STEPS)
+    name = synthetic.dataset_file_name(RES, 13, synthetic.DEMO_STEPS)
     xr.testing.assert_identical(xr.load_dataset(tmp_path / "dataset" / name), sample)
-    assert cat.dataset_misfit(cat.DEMO_MODEL, cat.parse_dataset_name(name), steps=8) is None
+    assert cat.dataset_misfit(config.DEMO_MODEL, cat.parse_dataset_name(name), steps=8) is None
     for stats_file in STATS_FILES:
         assert (
             xr.load_dataset(tmp_path / "stats" / stats_file)
             .attrs["description"]
             .startswith("SYNTHETIC")
         )
-    checkpoint = load_checkpoint(tmp_path / "params" / cat.DEMO_MODEL.file_name)
-    assert checkpoint.model_config == cat.DEMO_MODEL.model_config
+    checkpoint = load_checkpoint(tmp_path / "params" / config.DEMO_MODEL.file_name)
+    assert checkpoint.model_config == config.DEMO_MODEL.model_config
     assert checkpoint.task_config == config.TASK_13 and "SYNTHETIC" in checkpoint.description
     assert not list(tmp_path.rglob(".*"))  # no temporary files left behind
 
@@ -129,17 +129,19 @@ def test_demo_bundle_loads_and_fits_the_demo_model(tmp_path, sample):
 def test_demo_bundle_never_replaces_real_statistics(tmp_path):
     shutil.copytree(REAL_STATS, tmp_path / "stats")
     with pytest.raises(InputError, match="holds real statistics.*--data-dir"):
-        demo.write_demo_bundle(DataPaths(tmp_path), resolution=RES)
+        synthetic.write_demo_bundle(DataPaths(tmp_path), resolution=RES)
     assert not (tmp_path / "dataset").exists() or not list((tmp_path / "dataset").iterdir())
 
 
 def test_fetch_data_source_demo_writes_the_bundle(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(demo, "write_demo_bundle", lambda paths, log: calls.append(paths) or [])
+    monkeypatch.setattr(
+        synthetic, "write_demo_bundle", lambda paths, log: calls.append(paths) or []
+    )
     report = fetch.fetch_data(source="demo", data_dir=tmp_path, progress=False, log=lambda s: None)
     assert report.source == "demo" and calls == [DataPaths(tmp_path.resolve())]
 
 
 def test_grid_must_divide_the_sphere():
     with pytest.raises(InputError, match="must divide 180"):
-        demo.grid(7.0)
+        synthetic.grid(7.0)

@@ -1,7 +1,8 @@
-"""The training loop: batches of time windows, data-parallel placement, optimiser state on disk.
+"""The training loop: the optimiser and its step, batches of time windows, data-parallel placement.
 
-:mod:`graphcast_zero.training` defines the loss and one optimiser step; this module feeds it.
-Example datasets hold one batch, so a batch here is built from several sliding time windows of
+:mod:`graphcast_zero.loss` defines the loss; this module steps the optimiser on it. Like the rest
+of the model core it opens no files: :mod:`graphcast_zero.optimizer_state` keeps the optimiser
+state on disk. Example datasets hold one batch, so a batch here is built from several sliding time windows of
 the dataset (each ``input frames + steps`` long). With more than one device the batch axis is
 split across a ``Mesh(("batch",))`` and parameters are replicated: ``jax.jit`` then partitions the
 step and averages gradients across devices by itself. Arrays are made with
@@ -13,21 +14,42 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Optional
 
 import jax
 import numpy as np
+import optax
 import xarray as xr
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from graphcast_zero import data, training
-from graphcast_zero.atomic import atomic_path
+from graphcast_zero import data
 from graphcast_zero.errors import InputError
-from graphcast_zero.model.graphcast import input_frames
+from graphcast_zero.loss import loss_and_grads
 from graphcast_zero.predictor import Predictor
 
 Arrays = dict[str, np.ndarray]  # {variable: [batch, time, lat, lon, channels]}
+
+
+def default_optimizer(learning_rate: float = 1e-4, clip_norm: Optional[float] = 32.0):
+    """AdamW with gradient clipping, as in the paper's fine-tuning (a constant rate here)."""
+    parts = [optax.clip_by_global_norm(clip_norm)] if clip_norm else []
+    parts.append(optax.adamw(learning_rate, b1=0.9, b2=0.95, weight_decay=0.1))
+    return optax.chain(*parts)
+
+
+def make_train_step(predictor: Predictor, optimizer, remat: bool = False):
+    """A jitted ``(params, opt_state, constants, inputs, targets, forcings) -> (params,
+    opt_state, loss, diagnostics)`` optimiser step."""
+
+    def train_step(params, opt_state, constants, inputs, targets, forcings):
+        (loss, diagnostics), grads = loss_and_grads(
+            predictor, params, constants, inputs, targets, forcings, remat
+        )
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return params, opt_state, loss, diagnostics
+
+    return jax.jit(train_step)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,13 +66,10 @@ def time_windows(dataset: xr.Dataset, predictor: Predictor, steps: int) -> list[
 
     A dataset with ``batch > 1`` gives each batch member's windows too (windows outer).
     """
-    length = input_frames(predictor.task_config) + steps
+    task_config = predictor.task_config
     windows = []
-    for start in range(dataset.sizes["time"] - length + 1):
-        piece = dataset.isel(time=slice(start, start + length))
-        parts = data.extract_inputs_targets_forcings(
-            piece, predictor.task_config, slice("6h", f"{6 * steps}h")
-        )
+    for start in range(dataset.sizes["time"] - task_config.input_frames - steps + 1):
+        parts = data.forecast_window(dataset, task_config, steps, start=start)
         inputs, targets, forcings = (data.dataset_to_arrays(part) for part in parts)
         for member in range(next(iter(targets.values())).shape[0]):
             windows.append(Window(*(_member(a, member) for a in (inputs, targets, forcings))))
@@ -124,6 +143,7 @@ def train(
     params,
     optimizer,
     opt_state,
+    *,
     windows: list[Window],
     iterations: int,
     batch_size: int,
@@ -133,7 +153,7 @@ def train(
 ) -> LoopResult:
     """Runs ``iterations`` optimiser steps; the loss reported is the one before each update."""
     check_batch_size(batch_size, placement.num_devices)
-    step = training.make_train_step(predictor, optimizer)
+    step = make_train_step(predictor, optimizer)
     params, opt_state = placement.replicated(params), placement.replicated(opt_state)
     constants = placement.replicated(predictor.constants())
     losses = []
@@ -156,36 +176,3 @@ def train(
         if on_iteration is not None:
             on_iteration(iteration + 1, losses[-1])
     return LoopResult(params=params, opt_state=opt_state, losses=losses)
-
-
-def save_optimizer_state(opt_state, iterations: int, path: Path) -> Path:
-    """Writes the optimiser state's leaves and the iteration count (``.npz``, no pickle)."""
-    leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(opt_state)]
-    with atomic_path(path) as temporary:
-        with open(temporary, "wb") as handle:
-            np.savez(
-                handle,
-                iterations=np.int64(iterations),
-                **{f"leaf_{i}": v for i, v in enumerate(leaves)},
-            )
-    return path
-
-
-def load_optimizer_state(path: Path, template) -> tuple[Any, int]:
-    """Restores a state saved by :func:`save_optimizer_state` into ``template``'s structure.
-
-    Returns ``(template, 0)`` when there is no such file or it does not fit the template (a
-    different optimiser or model): training then resumes with fresh moments.
-    """
-    leaves, treedef = jax.tree.flatten(template)
-    if not path.is_file():
-        return template, 0
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            saved = [archive[f"leaf_{i}"] for i in range(len(leaves))]
-            iterations = int(archive["iterations"])
-    except (OSError, KeyError, ValueError):
-        return template, 0
-    if any(np.shape(a) != np.shape(b) for a, b in zip(saved, leaves, strict=True)):
-        return template, 0
-    return jax.tree.unflatten(treedef, saved), iterations

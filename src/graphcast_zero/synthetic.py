@@ -14,23 +14,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import xarray as xr
 
-from graphcast_zero import config
-from graphcast_zero.atomic import atomic_path
-from graphcast_zero.catalog import DEMO_MODEL
+from graphcast_zero import config, data
+from graphcast_zero.atomic import write_netcdf
+from graphcast_zero.config import DEMO_MODEL, ModelConfig, TaskConfig
 from graphcast_zero.errors import InputError
 from graphcast_zero.paths import STATS_FILES, DataPaths
+
+if TYPE_CHECKING:
+    from graphcast_zero.checkpoint import Checkpoint
 
 GRAVITY = 9.80665  # m/s²
 R_DRY = 287.05  # J/(kg K)
 DEMO_DATE = "2022-01-01"
 DEMO_RESOLUTION = 4.0
 DEMO_STEPS = 8
-SYNTHETIC = "SYNTHETIC demo data from graphcast_zero.demo: smooth analytic fields, not ERA5"
+SYNTHETIC = "SYNTHETIC demo data from graphcast_zero.synthetic: smooth analytic fields, not ERA5"
 # Continents as (lat, lon, radius) bumps in degrees; their sum is thresholded into coastlines.
 _CONTINENTS = (
     (47, -100, 20), (62, -115, 17), (33, -88, 12), (66, -150, 10), (20, -100, 8), (73, -40, 10),
@@ -254,10 +257,9 @@ def make_example_dataset(
     """
     lat, lon = grid(resolution)
     level_values = config.PRESSURE_LEVELS[levels] if isinstance(levels, int) else tuple(levels)
-    time = np.arange(steps + 2) * np.timedelta64(6, "h")
+    time = np.arange(steps + 2) * config.STEP.to_timedelta64()  # [time]
     datetimes = np.datetime64(date, "ns") + time
-    seconds = datetimes.astype("datetime64[s]").astype(np.int64)
-    year_progress = np.mod(seconds / 86400 / 365.24219, 1)
+    year_progress = data.year_progress(data.seconds_since_epoch(datetimes))  # [time]
     fields = _fields(
         lat, lon, np.asarray(level_values), time / np.timedelta64(1, "h"), year_progress, seed
     )
@@ -294,11 +296,11 @@ def _progress_statistics() -> dict[str, tuple[float, float, float]]:
     """(mean, stddev, diffs stddev) of the derived progress features.
 
     A phase uniform on [0, 1) has mean 1/2 and stddev 1/√12; its sine and cosine mean 0 and stddev
-    1/√2. In 6 hours the year phase moves by 6/(24·365.24219) of a turn, so its sine and cosine
+    1/√2. In 6 hours the year phase moves by 6/(24·DAYS_PER_YEAR) of a turn, so its sine and cosine
     change by that angle times 1/√2 in rms; the day phase moves a quarter turn, and
     sin(x + π/2) − sin(x) = √2·cos(x + π/4) has an rms of exactly 1.
     """
-    year_step = 2 * np.pi * 6 / 24 / 365.24219
+    year_step = 2 * np.pi * 6 / 24 / data.DAYS_PER_YEAR
     return {
         "year_progress": (0.5, 12**-0.5, year_step / (2 * np.pi)),
         "year_progress_sin": (0.0, 0.5**0.5, year_step * 0.5**0.5),
@@ -335,19 +337,31 @@ def make_statistics(
     return {name: by_name[name].assign_attrs(attrs) for name in names}
 
 
-def make_checkpoint(seed: int = 0, resolution: float = DEMO_RESOLUTION):
-    """A checkpoint in the official format with random weights for the small demo model."""
+def random_checkpoint(
+    model_config: ModelConfig,
+    task_config: TaskConfig,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    *,
+    seed: int = 0,
+    description: str,
+) -> Checkpoint:
+    """A checkpoint in the official format with random, untrained weights for a grid.
+
+    Args:
+      model_config, task_config: the architecture and task (resolution 0 fits any grid).
+      lat, lon: the grid the weights are initialised on, in degrees.
+      seed: seeds the weights.
+      description: what the checkpoint says it is.
+    """
     from graphcast_zero.checkpoint import Checkpoint
     from graphcast_zero.model.graphcast import init_params
 
-    lat, lon = grid(resolution)
-    params = init_params(DEMO_MODEL.model_config, DEMO_MODEL.task_config, lat, lon, seed)
     return Checkpoint(
-        params=params,
-        model_config=DEMO_MODEL.model_config,
-        task_config=DEMO_MODEL.task_config,
-        description=f"SYNTHETIC demo checkpoint: random, untrained weights (seed {seed}); "
-        "written by graphcast_zero.demo for offline demos. Not a GraphCast forecast model.",
+        params=init_params(model_config, task_config, lat, lon, seed),
+        model_config=model_config,
+        task_config=task_config,
+        description=description,
         license="Random weights: no licence restrictions (CC0).",
     )
 
@@ -355,12 +369,6 @@ def make_checkpoint(seed: int = 0, resolution: float = DEMO_RESOLUTION):
 def _is_synthetic(path: Path) -> bool:
     with xr.open_dataset(path) as existing:
         return str(existing.attrs.get("description", "")).startswith("SYNTHETIC")
-
-
-def _write_netcdf(dataset: xr.Dataset, path: Path) -> Path:
-    with atomic_path(path) as temporary:
-        dataset.to_netcdf(temporary)
-    return path
 
 
 def write_demo_bundle(
@@ -391,12 +399,15 @@ def write_demo_bundle(
                 "elsewhere with --data-dir (e.g. data-demo) or delete the file"
             )
     dataset = make_example_dataset(resolution, steps, 13, seed=seed)
-    written = [_write_netcdf(dataset, paths.dataset / dataset_file_name(resolution, 13, steps))]
+    written = [write_netcdf(dataset, paths.dataset / dataset_file_name(resolution, 13, steps))]
     for name, stats in make_statistics(resolution, steps, seed).items():
-        written.append(_write_netcdf(stats, paths.stats / f"{name}.nc"))
-    written.append(
-        save_checkpoint(make_checkpoint(seed, resolution), paths.params / DEMO_MODEL.file_name)
-    )
+        written.append(write_netcdf(stats, paths.stats / f"{name}.nc"))
+    checkpoint = random_checkpoint(
+        DEMO_MODEL.model_config, DEMO_MODEL.task_config, *grid(resolution), seed=seed,
+        description=f"SYNTHETIC demo checkpoint: random, untrained weights (seed {seed}); "
+        "written by graphcast_zero.synthetic for offline demos. Not a GraphCast forecast model.",
+    )  # fmt: skip
+    written.append(save_checkpoint(checkpoint, paths.params / DEMO_MODEL.file_name))
     if log:
         log(
             f"Wrote the SYNTHETIC demo bundle into {paths.root}:\n"

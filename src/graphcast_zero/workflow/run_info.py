@@ -1,0 +1,29 @@
+"""What a run records about the machine it ran on: package versions and JAX's devices."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import sys
+
+# The packages whose versions a run records (``invoke doctor`` checks its own list).
+RECORDED_PACKAGES = ("jax", "jaxlib", "dm-haiku", "optax", "xarray", "numpy", "graphcast-zero")
+
+
+def environment_info() -> dict:
+    """Package versions and the devices JAX sees, for ``run.json`` and ``training.json``."""
+    import jax
+
+    versions = {"python": sys.version.split()[0]}
+    for package in RECORDED_PACKAGES:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[package] = importlib.metadata.version(package)
+    devices = jax.devices()
+    return {
+        "versions": versions,
+        "device": {
+            "platform": devices[0].platform,
+            "kind": devices[0].device_kind,
+            "count": len(devices),
+        },
+    }
