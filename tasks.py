@@ -25,7 +25,7 @@ except ImportError as err:  # e.g. a system-wide invoke outside the project's ve
     ) from err
 
 ROOT = Path(__file__).resolve().parent
-LINT_PATHS = ("src", "tests", "tasks.py", "benchmarks")
+LINT_PATHS = ("src", "tests", "tasks.py", "benchmarks", "scripts")
 DATA_DIR_HELP = (
     "data folder (default: $GRAPHCAST_DATA_DIR, else invoke.yaml's data_dir, else ./data)"
 )
