@@ -269,7 +269,9 @@ for value, module in by_module[:5]:
 """
 
 TRAIN = """\
-optimizer = training.default_optimizer(learning_rate=1e-3)
+# @@learning-rate
+learning_rate = 1e-3 if weights_choice.value == "random" else 1e-5
+optimizer = training.default_optimizer(learning_rate=learning_rate)
 opt_state = optimizer.init(params)
 train_step = training.make_train_step(predictor, optimizer)
 

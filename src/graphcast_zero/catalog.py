@@ -25,11 +25,12 @@ KINDS = ("params", "stats", "dataset")
 LAYOUTS = ("graphcast/", "")
 DEFAULT_STEPS = 4
 
-# Random weights in the official format, written by `fetch-data --source demo`.
+# The small model trained on synthetic fields (graphcast_zero.demo_model), in the official format,
+# written by `fetch-data --source demo`.
 DEMO_MODEL = PublishedModel(
     key="demo",
     file_name=(
-        "GraphCast_demo - SYNTHETIC random weights - resolution 0 - pressure levels 13 - "
+        "GraphCast_demo - SYNTHETIC trained weights - resolution 0 - pressure levels 13 - "
         "mesh 3 - precipitation input and output.npz"
     ),
     model_config=ModelConfig(

@@ -6,8 +6,9 @@ float32 variables) from smooth analytic fields with realistic magnitudes: contin
 mountains, a pole-to-equator temperature gradient in January, a lapse rate and a stratosphere,
 hydrostatic geopotential, jets, and travelling waves so a multi-step forecast has something to
 follow. :func:`make_statistics` computes normalisation files from those fields, and
-:func:`write_demo_bundle` writes everything, plus a random-weight checkpoint, into a data folder.
-Everything is seeded and labelled SYNTHETIC; nothing here is ERA5.
+:func:`write_demo_bundle` writes everything, plus the demo model trained on these fields
+(:mod:`graphcast_zero.demo_model`), into a data folder. Everything is seeded and labelled
+SYNTHETIC; nothing here is ERA5.
 """
 
 from __future__ import annotations
@@ -336,7 +337,10 @@ def make_statistics(
 
 
 def make_checkpoint(seed: int = 0, resolution: float = DEMO_RESOLUTION):
-    """A checkpoint in the official format with random weights for the small demo model."""
+    """A checkpoint in the official format with random weights for the small demo model.
+
+    The shipped demo model's training (:mod:`graphcast_zero.demo_model`) starts from it.
+    """
     from graphcast_zero.checkpoint import Checkpoint
     from graphcast_zero.model.graphcast import init_params
 
@@ -371,16 +375,19 @@ def write_demo_bundle(
     force: bool = False,
     log: Optional[Callable[[str], None]] = None,
 ) -> list[Path]:
-    """Writes the demo bundle into a data folder: dataset, statistics and checkpoint.
+    """Writes the demo bundle into a data folder: dataset, statistics and the trained checkpoint.
 
-    Files keep the bucket layout (``dataset/``, ``stats/``, ``params/``) so every task runs offline
-    on them. Each file is written to a temporary name and renamed into place.
+    The checkpoint is the SYNTHETIC demo model that ships with the package, trained on this
+    generator's fields with the statistics :func:`make_statistics` gives for the defaults. Files
+    keep the bucket layout (``dataset/``, ``stats/``, ``params/``) so every task runs offline on
+    them. Each file is written to a temporary name and renamed into place.
 
     Raises:
       InputError: a statistics file there holds real (non-synthetic) statistics and ``force`` is
         not set: the demo would silently replace them.
     """
     from graphcast_zero.checkpoint import save_checkpoint
+    from graphcast_zero.demo_model import shipped_checkpoint
 
     for folder in (paths.params, paths.stats, paths.dataset):
         folder.mkdir(parents=True, exist_ok=True)
@@ -394,9 +401,7 @@ def write_demo_bundle(
     written = [_write_netcdf(dataset, paths.dataset / dataset_file_name(resolution, 13, steps))]
     for name, stats in make_statistics(resolution, steps, seed).items():
         written.append(_write_netcdf(stats, paths.stats / f"{name}.nc"))
-    written.append(
-        save_checkpoint(make_checkpoint(seed, resolution), paths.params / DEMO_MODEL.file_name)
-    )
+    written.append(save_checkpoint(shipped_checkpoint(), paths.params / DEMO_MODEL.file_name))
     if log:
         log(
             f"Wrote the SYNTHETIC demo bundle into {paths.root}:\n"
