@@ -9,10 +9,13 @@ import sys
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from graphcast_zero import catalog, demo, demo_model, evaluation
 from graphcast_zero.checkpoint import load_checkpoint
 from graphcast_zero.errors import CheckpointError
+from graphcast_zero.paths import DataPaths
+from graphcast_zero.statistics import load_statistics
 
 from .conftest import REPO_ROOT
 
@@ -59,6 +62,13 @@ def test_shipped_checkpoint_is_labelled_small_and_fits_the_demo_model(record):
     losses = record["losses"]
     assert len(losses) == demo_model.RECIPE.iterations and all(np.isfinite(losses))
     assert np.mean(losses[-100:]) < np.mean(losses[:10]) / 20  # it learned
+
+
+def test_the_bundle_writes_the_statistics_the_model_was_trained_with(tmp_path):
+    demo.write_demo_bundle(DataPaths(tmp_path))
+    written, trained_with = load_statistics(tmp_path / "stats"), demo_model.demo_statistics()
+    for field in ("mean", "stddev", "diffs_stddev"):
+        xr.testing.assert_identical(getattr(written, field), getattr(trained_with, field))
 
 
 def test_missing_shipped_weights_are_named_with_the_fix(monkeypatch):
