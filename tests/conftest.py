@@ -92,13 +92,19 @@ def official_bundle() -> OfficialBundle:
 TINY = dataclasses.replace(DEMO_MODEL.model_config, mesh_size=1, latent_size=8, gnn_msg_steps=1)
 
 
+def tiny_dataset():
+    """The fixture dataset on the tiny model's grid (every 3rd latitude, every 2nd longitude)."""
+    import xarray as xr
+
+    return xr.load_dataset(FIXTURE_DATASET).isel(lat=slice(None, None, 3), lon=slice(None, None, 2))
+
+
 @pytest.fixture(scope="session")
 def tiny():
     """A tiny float32 model on a coarsened fixture grid: (predictor, params, (inputs, targets,
     forcings)) with two target steps."""
     import jax
     import jax.numpy as jnp
-    import xarray as xr
 
     from graphcast_zero import data
     from graphcast_zero.config import TASK_13
@@ -106,9 +112,7 @@ def tiny():
     from graphcast_zero.predictor import build_predictor
     from graphcast_zero.statistics import load_statistics
 
-    dataset = xr.load_dataset(FIXTURE_DATASET).isel(
-        lat=slice(None, None, 3), lon=slice(None, None, 2)
-    )
+    dataset = tiny_dataset()
     lat, lon = dataset.lat.values, dataset.lon.values
     predictor = build_predictor(
         TINY, TASK_13, load_statistics(OFFICIAL / "stats"), lat, lon, precision="float32"

@@ -234,6 +234,26 @@ def test_metrics_table_rows_and_text():
         evaluation.metrics_table(scores, variables=["geopotential"])
 
 
+def test_skill_vs_persistence_at_one_lead_time_and_the_verdict():
+    truth = _truth()
+    # Errors: forecast 1 everywhere; persistence 2 for 2m_temperature, 0.5 for temperature.
+    last = truth.isel(time=0).assign(temperature=truth.temperature.isel(time=0) + 0.5) + xr.Dataset(
+        {"2m_temperature": 2.0, "temperature": 0.0}
+    )
+    scores = evaluation.evaluate(truth + 1, truth, last_inputs=last)
+    skills = evaluation.skill_vs_persistence(scores, 6, level=850)
+    assert skills == pytest.approx({"2m_temperature": 0.5, "temperature": -1.0})
+    assert evaluation.persistence_verdict(skills, 6, 850) == (
+        "The forecast beats persistence at 6 h on 1 of 2 variables (atmospheric ones at 850 hPa)."
+    )
+    # The surface variable has no level; an unscored lead time or level is named.
+    assert list(evaluation.skill_vs_persistence(scores, 6, level=1000)) == ["2m_temperature"]
+    with pytest.raises(InputError, match="at 24 h"):
+        evaluation.skill_vs_persistence(scores, 24)
+    with pytest.raises(InputError, match="persistence"):
+        evaluation.skill_vs_persistence(evaluation.evaluate(truth + 1, truth), 6)
+
+
 def _scores_with_nan() -> tuple[xr.Dataset, xr.Dataset, evaluation.Evaluation]:
     truth = _truth(batch=2, seed=1)
     forecast = truth + xr.DataArray([0.5, -1.5], dims=("batch",)) * truth.lat / 60

@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 from graphcast_zero import catalog as cat
-from graphcast_zero import config, fetch, synthetic
+from graphcast_zero import config, demo_model, fetch, synthetic
 from graphcast_zero.errors import InputError
 from graphcast_zero.paths import STATS_FILES, DataPaths
 
@@ -123,6 +123,12 @@ def test_demo_bundle_loads_and_fits_the_demo_model(tmp_path, sample):
     checkpoint = load_checkpoint(tmp_path / "params" / config.DEMO_MODEL.file_name)
     assert checkpoint.model_config == config.DEMO_MODEL.model_config
     assert checkpoint.task_config == config.TASK_13 and "SYNTHETIC" in checkpoint.description
+    # The trained weights that ship with the package, copied unchanged (a resolution-0 model).
+    shipped = demo_model.shipped_checkpoint()
+    assert checkpoint.description == shipped.description
+    for module, leaves in shipped.params.items():
+        for name, value in leaves.items():
+            np.testing.assert_array_equal(checkpoint.params[module][name], value)
     assert not list(tmp_path.rglob(".*"))  # no temporary files left behind
 
 

@@ -269,7 +269,9 @@ for value, module in by_module[:5]:
 """
 
 TRAIN = """\
-optimizer = default_optimizer(learning_rate=1e-3)
+# @@learning-rate
+learning_rate = 1e-3 if weights_choice.value == "random" else 1e-5
+optimizer = default_optimizer(learning_rate=learning_rate)
 opt_state = optimizer.init(params)
 train_step = make_train_step(predictor, optimizer)
 

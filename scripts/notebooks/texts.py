@@ -13,9 +13,10 @@ wiring (normalisation, residuals, autoregressive rollout, loss) lives in the pac
 
 **Run All works with no edits.** When the chosen model's checkpoint, statistics and dataset are
 not in the data folder, the notebook writes the *demo bundle* (a generated 4° dataset, statistics
-computed from it, and a small model with random weights) and runs on that, in about a minute on a
-laptop CPU. The demo bundle exercises every step but forecasts nothing: its weights are random,
-so expect noisy maps and errors that grow with lead time.
+computed from it, and a small model trained on the generator's fields) and runs on that, in about
+a minute on a laptop CPU. The demo model is SYNTHETIC: it has learned the generator's toy
+atmosphere (travelling waves, the daily and seasonal cycles), not the weather, so its forecasts
+beat persistence on the demo data and mean nothing for the real atmosphere.
 
 The dropdowns are optional (they need `ipywidgets`): change one, then run the cells below it again.
 """,
@@ -28,9 +29,9 @@ The dropdowns are optional (they need `ipywidgets`): change one, then run the ce
 组装逻辑都在包内，而不在笔记本里。
 
 **直接“全部运行”即可，无需修改。** 如果数据文件夹中没有所选模型的检查点、统计量和数据集，笔记本会
-写出*演示包*（一个生成的 4° 数据集、由它算出的统计量，以及一个随机权重的小模型）并在其上运行，
-在笔记本电脑的 CPU 上大约一分钟即可完成。演示包能走通每一步，但不会给出真正的预报：其权重是随机的，
-所以地图会很杂乱，误差会随预报时效增长。
+写出*演示包*（一个生成的 4° 数据集、由它算出的统计量，以及一个在生成器的场上训练过的小模型）并在其上运行，
+在笔记本电脑的 CPU 上大约一分钟即可完成。演示模型是合成的（SYNTHETIC）：它学到的是生成器的玩具大气
+（移动的波动、日变化和季节变化），而不是真实天气，所以它在演示数据上的预报优于持续性预报，但对真实大气没有意义。
 
 下拉菜单是可选的（需要 `ipywidgets`）：修改某个选项后，请重新运行它下面的单元格。
 """,
@@ -90,7 +91,7 @@ JAX 会使用它能找到的设备：安装了 GPU 版本（`pip install -e ".[g
 
 | model | grid | levels | runs well on |
 | --- | --- | --- | --- |
-| `demo` | any (4° in the bundle) | 13 | any CPU; random weights, offline |
+| `demo` | any (4° in the bundle) | 13 | any CPU; trained on synthetic data, offline |
 | `small` | 1.0° | 13 | a laptop CPU |
 | `full` | 0.25° | 37 | a GPU |
 | `operational` | 0.25° | 13 | a GPU |
@@ -108,7 +109,7 @@ bundle, or downloads them from the public bucket if you pick that (a checkpoint 
 
 | 模型 | 网格 | 气压层数 | 适合运行在 |
 | --- | --- | --- | --- |
-| `demo` | 任意（演示包中为 4°） | 13 | 任何 CPU；随机权重，离线 |
+| `demo` | 任意（演示包中为 4°） | 13 | 任何 CPU；在合成数据上训练，离线 |
 | `small` | 1.0° | 13 | 笔记本电脑 CPU |
 | `full` | 0.25° | 37 | GPU |
 | `operational` | 0.25° | 13 | GPU |
@@ -294,14 +295,17 @@ and averaged over the autoregressive steps. The per-variable terms are printed b
 ## Optimiser steps
 
 AdamW with gradient clipping (`default_optimizer`), one jitted update per call
-(`make_train_step`). Three steps on this one batch should lower its loss; `invoke run-training`
-runs the full loop over datasets and saves checkpoints in the official format.
+(`make_train_step`). Three steps on this one batch should lower its loss: at a rate of 1e-3
+from random weights, 1e-5 from a trained checkpoint (larger steps would throw it off the
+minimum its training found). `invoke run-training` runs the full loop over datasets and saves
+checkpoints in the official format.
 """,
         "zh": """
 ## 优化器更新
 
 带梯度裁剪的 AdamW（`default_optimizer`），每次调用执行一次经过 jit 编译的更新（`make_train_step`）。
-在这一个批次上执行三步应当能降低它的损失；`invoke run-training` 会在数据集上运行完整的训练循环，
+在这一个批次上执行三步应当能降低它的损失：从随机权重出发时学习率为 1e-3，从已训练的检查点出发时为 1e-5
+（更大的步长会把它推离训练找到的极小值）。`invoke run-training` 会在数据集上运行完整的训练循环，
 并以官方格式保存检查点。
 """,
     },
@@ -402,5 +406,9 @@ COMMENTS = {
     "train-loop": {
         "en": "Three updates on the same batch; the reported loss is the one before each update.",
         "zh": "在同一批次上更新三次；报告的损失是每次更新之前的损失。",
+    },
+    "learning-rate": {
+        "en": "Random weights take large steps; trained weights are fine-tuned with small ones.",
+        "zh": "随机权重用较大的步长；已训练的权重用较小的步长微调。",
     },
 }

@@ -176,12 +176,12 @@ PUBLISHED_MODELS = {
     ),
 }
 
-# Random weights in the official format on a small mesh, written by `fetch-data --source demo`;
-# resolution 0 fits any grid.
+# A small model trained on synthetic fields (graphcast_zero.demo_model), in the official format,
+# written by `fetch-data --source demo`; resolution 0 fits any grid.
 DEMO_MODEL = PublishedModel(
     key="demo",
     file_name=(
-        "GraphCast_demo - SYNTHETIC random weights - resolution 0 - pressure levels 13 - "
+        "GraphCast_demo - SYNTHETIC trained weights - resolution 0 - pressure levels 13 - "
         "mesh 3 - precipitation input and output.npz"
     ),
     model_config=dataclasses.replace(

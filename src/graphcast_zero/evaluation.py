@@ -39,6 +39,8 @@ ROW_FIELDS = (
     "skill_vs_persistence",
 )
 METRICS_FORMAT = "graphcast-zero-metrics/1"
+# The level that stands for each atmospheric variable in one-number summaries, as is customary.
+HEADLINE_LEVEL = 500
 
 
 def latitude_weights(lat) -> xr.DataArray:
@@ -232,6 +234,46 @@ def metrics_table(
                     skill = 1.0 - row["rmse"] / row["persistence_rmse"]
                 rows.append({**row, "skill_vs_persistence": skill})
     return rows
+
+
+def skill_vs_persistence(
+    metrics: Evaluation, lead_time_hours: float, level: int = HEADLINE_LEVEL
+) -> dict[str, float]:
+    """Skill against persistence (1 − rmse / persistence_rmse) per variable at one lead time.
+
+    Args:
+      metrics: scores with persistence scores.
+      lead_time_hours: the lead time to read.
+      level: the pressure level (hPa) that stands for each atmospheric variable.
+
+    Returns:
+      ``{variable: skill}`` for every variable persistence was scored on, in the metrics' order.
+
+    Raises:
+      InputError: when nothing was scored at that lead time (and level) against persistence.
+    """
+    skills = {
+        row["variable"]: row["skill_vs_persistence"]
+        for row in metrics_table(metrics, levels=[level])
+        if row["lead_time_hours"] == lead_time_hours and row["skill_vs_persistence"] is not None
+    }
+    if not skills:
+        raise InputError(
+            f"no skill against persistence at {lead_time_hours} h ({level} hPa): score a forecast "
+            "that reaches this lead time, with its last inputs"
+        )
+    return skills
+
+
+def persistence_verdict(
+    skills: dict[str, float], lead_time_hours: float, level: int = HEADLINE_LEVEL
+) -> str:
+    """One line saying on how many variables a forecast beats persistence (positive skill)."""
+    beaten = sum(skill > 0 for skill in skills.values())
+    return (
+        f"The forecast beats persistence at {lead_time_hours:g} h on {beaten} of {len(skills)} "
+        f"variables (atmospheric ones at {level} hPa)."
+    )
 
 
 def format_metrics_table(rows: Sequence[dict]) -> str:

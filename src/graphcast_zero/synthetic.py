@@ -6,8 +6,9 @@ float32 variables) from smooth analytic fields with realistic magnitudes: contin
 mountains, a pole-to-equator temperature gradient in January, a lapse rate and a stratosphere,
 hydrostatic geopotential, jets, and travelling waves so a multi-step forecast has something to
 follow. :func:`make_statistics` computes normalisation files from those fields, and
-:func:`write_demo_bundle` writes everything, plus a random-weight checkpoint, into a data folder.
-Everything is seeded and labelled SYNTHETIC; nothing here is ERA5.
+:func:`write_demo_bundle` writes everything, plus the demo model trained on these fields
+(:mod:`graphcast_zero.demo_model`), into a data folder. Everything is seeded and labelled
+SYNTHETIC; nothing here is ERA5.
 """
 
 from __future__ import annotations
@@ -379,16 +380,19 @@ def write_demo_bundle(
     force: bool = False,
     log: Optional[Callable[[str], None]] = None,
 ) -> list[Path]:
-    """Writes the demo bundle into a data folder: dataset, statistics and checkpoint.
+    """Writes the demo bundle into a data folder: dataset, statistics and the trained checkpoint.
 
-    Files keep the bucket layout (``dataset/``, ``stats/``, ``params/``) so every task runs offline
-    on them. Each file is written to a temporary name and renamed into place.
+    The checkpoint is the SYNTHETIC demo model that ships with the package, trained on this
+    generator's fields with the statistics :func:`make_statistics` gives for the defaults. Files
+    keep the bucket layout (``dataset/``, ``stats/``, ``params/``) so every task runs offline on
+    them. Each file is written to a temporary name and renamed into place.
 
     Raises:
       InputError: a statistics file there holds real (non-synthetic) statistics and ``force`` is
         not set: the demo would silently replace them.
     """
     from graphcast_zero.checkpoint import save_checkpoint
+    from graphcast_zero.demo_model import shipped_checkpoint
 
     for folder in (paths.params, paths.stats, paths.dataset):
         folder.mkdir(parents=True, exist_ok=True)
@@ -402,12 +406,7 @@ def write_demo_bundle(
     written = [write_netcdf(dataset, paths.dataset / dataset_file_name(resolution, 13, steps))]
     for name, stats in make_statistics(resolution, steps, seed).items():
         written.append(write_netcdf(stats, paths.stats / f"{name}.nc"))
-    checkpoint = random_checkpoint(
-        DEMO_MODEL.model_config, DEMO_MODEL.task_config, *grid(resolution), seed=seed,
-        description=f"SYNTHETIC demo checkpoint: random, untrained weights (seed {seed}); "
-        "written by graphcast_zero.synthetic for offline demos. Not a GraphCast forecast model.",
-    )  # fmt: skip
-    written.append(save_checkpoint(checkpoint, paths.params / DEMO_MODEL.file_name))
+    written.append(save_checkpoint(shipped_checkpoint(), paths.params / DEMO_MODEL.file_name))
     if log:
         log(
             f"Wrote the SYNTHETIC demo bundle into {paths.root}:\n"

@@ -13,7 +13,7 @@ step and averages gradients across devices by itself. Arrays are made with
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 import jax
@@ -81,7 +81,7 @@ def _member(arrays: Arrays, member: int) -> Arrays:
     return {n: v[min(member, v.shape[0] - 1)][None] for n, v in arrays.items()}
 
 
-def batch_of(windows: list[Window], iteration: int, batch_size: int) -> Window:
+def batch_of(windows: Sequence[Window], iteration: int, batch_size: int) -> Window:
     """The windows of one iteration, cycling through all of them, stacked on the batch axis."""
     chosen = [windows[(iteration * batch_size + j) % len(windows)] for j in range(batch_size)]
 
@@ -144,7 +144,7 @@ def train(
     optimizer,
     opt_state,
     *,
-    windows: list[Window],
+    windows: Sequence[Window],
     iterations: int,
     batch_size: int,
     placement: Placement,

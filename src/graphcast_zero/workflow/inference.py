@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import xarray as xr
 
-from graphcast_zero import catalog, data, evaluation, validation
+from graphcast_zero import catalog, evaluation, validation
 from graphcast_zero.atomic import write_json, write_netcdf
 from graphcast_zero.errors import InputError
 from graphcast_zero.paths import DataPaths, PathLike
@@ -153,36 +152,20 @@ def _forecast(
     """Builds the predictor and runs the rollout; returns datasets and timings."""
     import jax
 
-    from graphcast_zero import rollout
+    from graphcast_zero.forecast import forecast_dataset
     from graphcast_zero.graph_cache import assemble_predictor
 
-    task = setup.checkpoint.task_config
-    inputs, targets, forcings = data.forecast_window(setup.dataset, task, setup.steps)
     lat, lon = setup.dataset["lat"].values, setup.dataset["lon"].values
     started = time.perf_counter()
     predictor, graphs_cached = assemble_predictor(
-        setup.checkpoint.model_config, task, setup.statistics, lat, lon,
+        setup.checkpoint.model_config, setup.checkpoint.task_config, setup.statistics, lat, lon,
         precision=precision, graphs_folder=graphs_folder,
     )  # fmt: skip
     graph_s = time.perf_counter() - started
     params = jax.tree.map(jax.numpy.asarray, setup.checkpoint.params)
     timer = _StepTimer(setup.steps, progress)
-    arrays = rollout.predict(
-        predictor,
-        params,
-        data.dataset_to_arrays(inputs),
-        data.dataset_to_arrays(forcings),
-        chunk_steps=chunk_steps or 1,
-        on_chunk=timer,
-    )
-    reference = setup.dataset["datetime"].isel(time=task.input_frames - 1).values  # [batch]
-    predictions = data.arrays_to_dataset(
-        arrays,
-        lat=lat,
-        lon=lon,
-        levels=task.pressure_levels,
-        lead_times=targets["time"].values,
-        reference_datetimes=np.atleast_1d(reference),
+    predictions, targets, inputs = forecast_dataset(
+        predictor, params, setup.dataset, setup.steps, chunk_steps=chunk_steps or 1, on_chunk=timer
     )
     timings = {"graph_build_s": graph_s, "graphs_from_cache": graphs_cached, **timer.timings()}
     return predictions, targets, inputs, timings
