@@ -143,6 +143,24 @@ def fetch_data(
 
 @gz_task(
     help={
+        "example": "the bucket's ERA5 example to rebuild (default: the 1° one of 2022-01-01)",
+        "store": "the ERA5 store to build it from: arco, wb2, a gs:// address or a local store",
+        "endpoint": "GCS-compatible mirror or emulator URL for the bucket and the store",
+        "data_dir": DATA_DIR_HELP,
+    }
+)
+def check_era5(
+    c, example: str = "source-era5_date-2022-01-01_res-1.0_levels-13_steps-01.nc",
+    store: str = "arco", endpoint: Optional[str] = None, data_dir: Optional[str] = None,
+):  # fmt: skip
+    """Rebuild a bucket example from an ERA5 store and print the differences per variable."""
+    from graphcast_zero.sources.converter_check import check_converter
+
+    check_converter(data_paths(c, data_dir), example=example, store=store, endpoint=endpoint)
+
+
+@gz_task(
+    help={
         "params": "checkpoint .npz (default: the one in <data>/params)",
         "dataset": "example dataset .nc (default: the best fit in <data>/dataset)",
         "stats_dir": "folder with the three statistics files (default: <data>/stats)",
