@@ -108,25 +108,55 @@ def doctor(
         "list": "list what the bucket holds and what is already local, then stop",
         "data_dir": DATA_DIR_HELP,
         "endpoint": "GCS-compatible mirror or emulator URL instead of storage.googleapis.com",
-        "source": "gcs (the public bucket), hf (Hugging Face mirror) or demo (generated, offline)",
+        "source": "gcs (the public bucket), hf (Hugging Face mirror), demo (generated, offline) "
+        "or era5 (a dataset for any date from an ERA5 Zarr store)",
         "hf_repo": "Hugging Face dataset repo mirroring dataset/ and stats/ (with --source hf; "
         "the host comes from $HF_ENDPOINT or --endpoint)",
         "autodl_proxy": "on AutoDL: use the academic proxy from /etc/network_turbo (read, not run)",
+        "init": "--source era5: initialisation time t0, the last input frame (2023-06-01T06), "
+        "or latest",
+        "resolution": "--source era5: grid spacing in degrees (default: the model's)",
+        "levels": "--source era5: 13 or 37 pressure levels (default: the model's)",
+        "store": "--source era5: auto (the cheapest store that covers the request), arco, wb2, "
+        "a gs:// Zarr address or a local store",
     }
 )
 def fetch_data(
     c, model: str = "small", dataset: str = "auto", steps: int = 0, list_: bool = False,
     data_dir: Optional[str] = None, endpoint: Optional[str] = None, source: str = "gcs",
-    hf_repo: Optional[str] = None, autodl_proxy: bool = False,
+    hf_repo: Optional[str] = None, autodl_proxy: bool = False, init: str = "latest",
+    resolution: float = 0.0, levels: int = 0, store: str = "auto",
 ):  # fmt: skip
-    """Fetch a checkpoint, its statistics and a matching example dataset into the data folder."""
+    """Fetch a checkpoint, its statistics and a dataset (an example, or any date from ERA5)."""
     from graphcast_zero import fetch
 
+    era5 = fetch.Era5Options(
+        init=init, steps=steps or None, resolution=resolution or None, levels=levels or None,
+        store=store,
+    )  # fmt: skip
     fetch.fetch_data(
         model=model, dataset=dataset, steps=steps or None, data_dir=data_paths(c, data_dir),
         source=source, endpoint=endpoint, hf_repo=hf_repo,
-        list_only=list_, autodl_proxy=autodl_proxy,
+        list_only=list_, autodl_proxy=autodl_proxy, era5=era5,
     )  # fmt: skip
+
+
+@gz_task(
+    help={
+        "example": "the bucket's ERA5 example to rebuild (default: the 1° one of 2022-01-01)",
+        "store": "the ERA5 store to build it from: arco, wb2, a gs:// address or a local store",
+        "endpoint": "GCS-compatible mirror or emulator URL for the bucket and the store",
+        "data_dir": DATA_DIR_HELP,
+    }
+)
+def check_era5(
+    c, example: str = "source-era5_date-2022-01-01_res-1.0_levels-13_steps-01.nc",
+    store: str = "arco", endpoint: Optional[str] = None, data_dir: Optional[str] = None,
+):  # fmt: skip
+    """Rebuild a bucket example from an ERA5 store and print the differences per variable."""
+    from graphcast_zero.sources.converter_check import check_converter
+
+    check_converter(data_paths(c, data_dir), example=example, store=store, endpoint=endpoint)
 
 
 @gz_task(

@@ -2,6 +2,8 @@
 
 - :func:`running_emulator`: ``gcp-storage-emulator`` (the GCS JSON API) in a subprocess on a free
   127.0.0.1 port, in memory.
+- :func:`counting_proxy`: a forwarder in front of the emulator that records every request (to
+  count the chunks a reader fetches) and can refuse chosen objects.
 - :func:`running_hub`: a tiny Hugging Face Hub: the tree API (``/api/{models|datasets}/{repo}/
   tree/{revision}/{path}``, paginated with ``Link: rel="next"``) and ``resolve`` downloads with
   ``Range`` support, in a thread.
@@ -21,6 +23,8 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Optional
 
 # gcsfs's package-level class would first probe the bucket type over gRPC (60 s per bucket
 # against the emulator); graphcast_zero.fetch uses the plain class, this keeps helpers safe too.
@@ -44,14 +48,30 @@ def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) 
     raise RuntimeError(f"gcp-storage-emulator did not open port {port} in {timeout} s")
 
 
+# The emulator serves one request at a time with the standard library's listen backlog of 5:
+# a client reading or writing a Zarr store (many chunk objects at once) overflowed it, and each
+# dropped connection waited a second or more before its retry. A longer queue keeps them waiting
+# in line instead. In memory nothing reads back the metadata index the emulator rewrites as JSON
+# after every upload (quadratic in the object count), so it is not written.
+_EMULATOR_MAIN = """
+import http.server
+import sys
+from gcp_storage_emulator import storage
+from gcp_storage_emulator.__main__ import main
+http.server.HTTPServer.request_queue_size = 256
+storage.Storage._write_config_to_file = lambda self: None
+main(sys.argv[1:])
+"""
+
+
 @contextlib.contextmanager
 def running_emulator() -> Iterator[str]:
     """Starts the emulator; yields its endpoint URL (``http://127.0.0.1:PORT``)."""
     port = free_port()
     command = [
         sys.executable,
-        "-m",
-        "gcp_storage_emulator",
+        "-c",
+        _EMULATOR_MAIN,
         "start",
         "--host",
         "127.0.0.1",
@@ -74,12 +94,24 @@ def running_emulator() -> Iterator[str]:
 
 
 def upload(endpoint: str, bucket: str, objects: Mapping[str, bytes]) -> None:
-    """Creates ``bucket`` on the emulator and uploads ``{object name: content}``."""
+    """Creates ``bucket`` on the emulator (if needed) and uploads ``{object name: content}``."""
     import gcsfs.core
 
     fs = gcsfs.core.GCSFileSystem(token="anon", endpoint_url=endpoint, skip_instance_cache=True)
-    fs.mkdir(bucket)
+    if not fs.exists(bucket):
+        fs.mkdir(bucket)
     fs.pipe({f"{bucket}/{name}": content for name, content in objects.items()})
+
+
+def upload_folder(endpoint: str, url: str, folder: Path) -> None:
+    """Uploads every file under ``folder`` (a Zarr store) to ``gs://bucket/prefix`` on the emulator."""
+    bucket, _, prefix = url.removeprefix("gs://").partition("/")
+    files = (p for p in Path(folder).rglob("*") if p.is_file())
+    upload(
+        endpoint,
+        bucket,
+        {f"{prefix}/{p.relative_to(folder).as_posix()}": p.read_bytes() for p in files},
+    )
 
 
 class _HubHandler(http.server.BaseHTTPRequestHandler):
@@ -162,6 +194,69 @@ def running_hub(repos: Mapping[tuple[str, str], Mapping[str, bytes]]) -> Iterato
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _ProxyHandler(http.server.BaseHTTPRequestHandler):
+    target = ""
+    seen: list = []
+    refuse: Mapping[str, int] = {}  # object-name suffix -> how many requests to refuse with 403
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _forward(self, method: str) -> None:
+        import requests
+
+        name = urllib.parse.unquote(self.path.split("?")[0])
+        self.seen.append((method, name))
+        for suffix, count in self.refuse.items():
+            if name.endswith(suffix) and count:
+                self.refuse[suffix] = count - 1
+                return self.send_error(403)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host",)}
+        answer = requests.request(method, self.target + self.path, data=body, headers=headers)
+        self.send_response(answer.status_code)
+        for key, value in answer.headers.items():
+            if key.lower() not in (
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "content-encoding",
+            ):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._forward("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._forward("POST")
+
+
+@contextlib.contextmanager
+def counting_proxy(target: str, refuse: Optional[dict] = None) -> Iterator[tuple[str, list]]:
+    """Forwards to ``target``; yields (its URL, the list of (method, path) it saw).
+
+    Args:
+      target: the emulator's URL.
+      refuse: object-name suffix -> how many of its requests to answer with 403 first.
+    """
+    seen: list = []
+    handler = type(
+        "Proxy", (_ProxyHandler,), {"target": target, "seen": seen, "refuse": dict(refuse or {})}
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
     finally:
         server.shutdown()
         server.server_close()

@@ -272,6 +272,13 @@ def test_bucket_refused_is_quick():
     assert "--source demo" in check.hint and "--endpoint" in check.hint
 
 
+def test_era5_store_row_names_the_store_and_the_mirror_options(http_server):
+    check = environment.check_era5_store(http_server(200), timeout=5)
+    assert check.status == OK and "gs://gcp-public-data-arco-era5 reachable" in check.detail
+    check = environment.check_era5_store(f"http://127.0.0.1:{_unused_port()}", timeout=3)
+    assert check.status == WARN and "--endpoint" in check.hint and "--store" in check.hint
+
+
 def test_bucket_silent_server_times_out():
     # A listening socket that never answers: the connection opens, the reply never comes.
     with socket.socket() as silent:
@@ -305,7 +312,7 @@ def test_run_doctor_rows(paths, jupyter_dir):
     names = [check.name for check in checks]
     assert names == [
         "python", "jax", "jaxlib", "haiku", "xarray", "jax devices", "cuda", "data folder",
-        "free disk", "params", "stats", "dataset", "jupyter kernel", "bucket",
+        "free disk", "params", "stats", "dataset", "jupyter kernel", "bucket", "era5 store",
     ]  # fmt: skip
     assert all(check.status in (OK, WARN, FAIL) for check in checks)
     assert environment.essential_failures(checks) == []

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from graphcast_zero import validation
+from graphcast_zero import sources, validation
 from graphcast_zero.config import TASK_13, TASK_13_PRECIP_OUT, ModelConfig
 from graphcast_zero.errors import InputError
 from graphcast_zero.statistics import load_statistics
@@ -112,9 +112,9 @@ def test_grid_layout(dataset):
 def test_truncated_and_missing_netcdf(tmp_path):
     truncated = tmp_path / "cut.nc"
     truncated.write_bytes(FIXTURE_DATASET.read_bytes()[:50_000])
-    message = one_line_error(validation.open_dataset, truncated)
+    message = one_line_error(sources.open_dataset, truncated)
     assert str(truncated) in message and "truncated" in message and "fetch" in message
-    assert "not found" in one_line_error(validation.open_dataset, tmp_path / "none.nc")
+    assert "not found" in one_line_error(sources.open_dataset, tmp_path / "none.nc")
 
 
 def test_statistics_without_a_variable(tmp_path):
@@ -146,7 +146,7 @@ def test_open_dataset_decodes_time_stored_as_plain_hours(dataset, tmp_path):
             time.delncattr(name)
         time.units = "hours"
         time[:] = hours
-    opened = validation.open_dataset(path)
+    opened = sources.open_dataset(path)
     assert np.issubdtype(opened["time"].dtype, np.timedelta64)
     np.testing.assert_array_equal(opened["time"].values, dataset["time"].values)
 

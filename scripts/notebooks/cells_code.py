@@ -23,7 +23,8 @@ from graphcast_zero.model.graphcast import describe, init_params
 from graphcast_zero.predictor import resolve_precision
 from graphcast_zero.statistics import load_statistics
 from graphcast_zero.train_loop import default_optimizer, make_train_step
-from graphcast_zero.validation import check_dataset, open_dataset
+from graphcast_zero.sources import open_dataset
+from graphcast_zero.validation import check_dataset
 from graphcast_zero.workflow import use_compilation_cache
 
 try:

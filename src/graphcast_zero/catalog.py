@@ -28,7 +28,7 @@ DEFAULT_STEPS = 4
 MODELS = {**PUBLISHED_MODELS, "demo": DEMO_MODEL}
 
 _DATASET_RE = re.compile(
-    r"^source-(?P<source>[a-z0-9]+)_date-(?P<date>\d{4}-\d{2}-\d{2})"
+    r"^source-(?P<source>[a-z0-9]+)_date-(?P<date>\d{4}-\d{2}-\d{2}(?:T\d{2})?)"
     r"_res-(?P<res>\d+(?:\.\d+)?)_levels-(?P<levels>\d+)_steps-(?P<steps>\d+)\.nc$"
 )
 # Sources whose files carry precipitation as an input field, and those that only need it as a target.
@@ -79,7 +79,11 @@ class Entry:
 
 
 def parse_dataset_name(file_name: str) -> Optional[DatasetName]:
-    """Parses ``source-era5_date-2022-01-01_res-1.0_levels-13_steps-12.nc``; None if it is not one."""
+    """Parses ``source-era5_date-2022-01-01_res-1.0_levels-13_steps-12.nc``; None if it is not one.
+
+    Datasets built from an ERA5 store (``fetch-data --source era5``) carry the first frame's hour
+    too (``date-2023-06-01T00``), so they never take the name of the bucket's file for that day.
+    """
     match = _DATASET_RE.match(file_name)
     if match is None:
         return None
@@ -229,7 +233,8 @@ class Catalog:
 
 
 def _negated_date(date: str) -> tuple[int, ...]:
-    return tuple(-int(part) for part in date.split("-"))
+    """``2022-01-01`` or ``2022-01-01T06`` (built from an ERA5 store) as negated numbers."""
+    return tuple(-int(part) for part in re.split(r"[-T]", date))
 
 
 def _place(name: str) -> Optional[tuple[str, str, str]]:

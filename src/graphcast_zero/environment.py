@@ -36,6 +36,10 @@ HINT_INSTALL = (
 )
 HINT_SETUP = "run `invoke setup`"
 HINT_FETCH = "run `invoke fetch-data` (offline: `invoke fetch-data --source demo`)"
+HINT_ERA5 = (
+    "`fetch-data --source era5` reads gs://gcp-public-data-arco-era5 (or gs://weatherbench2): "
+    "point --endpoint at a GCS-compatible mirror, or --store at a copy (gs:// or a local folder)"
+)
 HINT_OFFLINE = (
     "offline? `invoke fetch-data --source demo` works without network; for a mirror use "
     "`--endpoint URL` or `--source hf`; on AutoDL run `source /etc/network_turbo` first"
@@ -334,20 +338,37 @@ def check_kernel(kernel_name: str = KERNEL_NAME) -> Check:
     return Check("jupyter kernel", OK, f"{installed['display_name']} at {kernel_dir(kernel_name)}")
 
 
-def check_bucket(endpoint: Optional[str] = None, timeout: float = 3.0) -> Check:
-    """Whether the bucket answers within ``timeout`` seconds (proxies come from the environment)."""
+def check_bucket(
+    endpoint: Optional[str] = None,
+    timeout: float = 3.0,
+    bucket: Optional[str] = None,
+    name: str = "bucket",
+    hint: str = HINT_OFFLINE,
+) -> Check:
+    """Whether a bucket (default ``dm_graphcast``) answers within ``timeout`` seconds (proxies
+    come from the environment)."""
     from graphcast_zero import remotes
 
-    url = remotes.bucket_probe_url(endpoint)
+    bucket = bucket or remotes.BUCKET
+    url = remotes.bucket_probe_url(endpoint, bucket)
     start = time.monotonic()
-    answer = remotes.probe_bucket(endpoint, timeout=(timeout, timeout), deadline=timeout)
+    answer = remotes.probe_bucket(
+        endpoint, bucket=bucket, timeout=(timeout, timeout), deadline=timeout
+    )
     elapsed_ms = (time.monotonic() - start) * 1000
     if answer.status is None:
-        return Check("bucket", WARN, f"unreachable: {answer.reason} ({url})", HINT_OFFLINE)
+        return Check(name, WARN, f"unreachable: {answer.reason} ({url})", hint)
     if 200 <= answer.status < 300:
-        where = f"gs://{remotes.BUCKET}"
-        return Check("bucket", OK, f"{where} reachable in {elapsed_ms:.0f} ms ({url})")
-    return Check("bucket", WARN, f"HTTP {answer.status} from {url}", HINT_OFFLINE)
+        return Check(name, OK, f"gs://{bucket} reachable in {elapsed_ms:.0f} ms ({url})")
+    return Check(name, WARN, f"HTTP {answer.status} from {url}", hint)
+
+
+def check_era5_store(endpoint: Optional[str] = None, timeout: float = 3.0) -> Check:
+    """Whether the ARCO-ERA5 store's bucket (``fetch-data --source era5``) answers."""
+    from graphcast_zero.sources.layouts import ARCO
+
+    bucket = ARCO.url.removeprefix("gs://").split("/")[0]
+    return check_bucket(endpoint, timeout, bucket=bucket, name="era5 store", hint=HINT_ERA5)
 
 
 def run_doctor(
@@ -365,6 +386,7 @@ def run_doctor(
         *check_data_files(paths),
         check_kernel(),
         check_bucket(endpoint, bucket_timeout),
+        check_era5_store(endpoint, bucket_timeout),
     ]
 
 

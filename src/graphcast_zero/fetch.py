@@ -411,6 +411,57 @@ def _fetch_demo(paths: DataPaths, log: Callable[[str], None]) -> FetchReport:
     return FetchReport("demo", paths, tuple(results))
 
 
+@dataclasses.dataclass(frozen=True)
+class Era5Options:
+    """What ``fetch-data --source era5`` builds (see :func:`graphcast_zero.sources.era5_fetch.fetch_era5`).
+
+    Attributes:
+      init: the initialisation time t0, e.g. ``2023-06-01T06``, or ``latest``.
+      steps: 6-hour targets after t0 (None: 4).
+      resolution: grid spacing in degrees (None: the model's).
+      levels: 13 or 37 pressure levels (None: the model's).
+      store: ``auto``, ``arco``, ``wb2``, a ``gs://`` address or a local store.
+    """
+
+    init: str = "latest"
+    steps: Optional[int] = None
+    resolution: Optional[float] = None
+    levels: Optional[int] = None
+    store: str = "auto"
+
+
+def _fetch_era5(
+    paths: DataPaths,
+    model: cat.PublishedModel,
+    options: Era5Options,
+    endpoint: Optional[str],
+    workers: int,
+    progress: bool,
+    log: Callable[[str], None],
+) -> FetchReport:
+    """The dataset from an ERA5 store, with the model's checkpoint and statistics when it fits."""
+    from graphcast_zero.sources.era5_fetch import fetch_era5
+
+    bundle: list[FileResult] = []
+
+    def fetch_bundle(fitting: cat.PublishedModel) -> None:
+        remote = make_remote("gcs", endpoint)
+        remote.probe()
+        entries = plan_bundle(cat.Catalog.from_files(remote.list()), fitting, "none")
+        needed = sum(e.remote.size for e in entries if local_state(paths, e, False) != "verified")
+        check_disk_space(paths, needed)
+        bundle.extend(download_all(remote, entries, paths, workers, progress))
+
+    path = fetch_era5(
+        paths, model=model.key, init=options.init, steps=options.steps,
+        resolution=options.resolution, levels=options.levels, store=options.store,
+        endpoint=endpoint, workers=workers, progress=progress, log=log,
+        fetch_bundle=fetch_bundle,
+    )  # fmt: skip
+    written = FileResult(None, path, "written", path.stat().st_size)
+    return FetchReport("era5", paths, (*bundle, written))
+
+
 def fetch_data(
     model: str = "small",
     dataset: str = "auto",
@@ -427,25 +478,30 @@ def fetch_data(
     remote: Optional[Remote] = None,
     chunk_size: int = CHUNK_SIZE,
     connect_timeout: float = CONNECT_TIMEOUT,
+    era5: Optional[Era5Options] = None,
 ) -> FetchReport:
-    """``invoke fetch-data``: list the remote, fetch a model bundle, or write the demo bundle.
+    """``invoke fetch-data``: list the remote, fetch a model bundle, write the demo bundle, or
+    build a dataset for any date from an ERA5 store.
 
     Args:
       model: ``small``, ``full`` or ``operational``.
       dataset: an example dataset's file name, ``auto`` (the best fit) or ``none``.
       steps: forecast steps the dataset must cover (None: any; ``auto`` then prefers 4).
       data_dir: the data folder (default: :func:`graphcast_zero.paths.resolve_data_dir`).
-      source: ``gcs`` (the bucket or ``endpoint``), ``hf`` (Hugging Face mirrors) or ``demo``.
-      endpoint: a GCS-compatible URL for ``gcs``; a Hub URL for ``hf`` (else ``HF_ENDPOINT``).
+      source: ``gcs`` (the bucket or ``endpoint``), ``hf`` (Hugging Face mirrors), ``demo`` or
+        ``era5`` (a dataset built from an ERA5 Zarr store, :class:`Era5Options`).
+      endpoint: a GCS-compatible URL for ``gcs`` and ``era5``; a Hub URL for ``hf`` (else
+        ``HF_ENDPOINT``).
       hf_repo: the Hugging Face dataset repository mirroring ``dataset/`` and ``stats/``.
       list_only: log the catalog table instead of downloading.
       autodl_proxy: take proxy settings from AutoDL's ``/etc/network_turbo`` first.
-      workers: parallel downloads.
+      workers: parallel downloads (``era5``: parallel chunk reads).
       progress: show tqdm progress bars.
       log: where messages go.
       remote: a remote to use instead of building one from ``source`` and ``endpoint``.
       chunk_size: bytes per read.
       connect_timeout: seconds before a silent remote counts as unreachable.
+      era5: with ``source="era5"``: the init time, steps, grid, levels and store.
 
     Raises:
       FetchError: unreachable remote, missing or refused files, bad downloads, no disk space.
@@ -459,6 +515,8 @@ def fetch_data(
         settings = read_proxy_file()
         apply_proxies(settings)
         log(f"Proxy from {AUTODL_PROXY_FILE}: {settings.get('https_proxy', settings)}")
+    if source == "era5":
+        return _fetch_era5(paths, chosen, era5 or Era5Options(), endpoint, workers, progress, log)
     remote = remote or make_remote(source, endpoint, hf_repo, connect_timeout)
     remote.probe()
     catalog = cat.Catalog.from_files(remote.list())

@@ -327,4 +327,4 @@ def make_remote(
         return GcsRemote(endpoint=endpoint, connect_timeout=connect_timeout)
     if source == "hf":
         return HfRemote(endpoint, hf_repo or HF_DATASET_REPO, connect_timeout=connect_timeout)
-    raise InputError(f"unknown --source {source!r}: use gcs, hf or demo")
+    raise InputError(f"unknown --source {source!r}: use gcs, hf, demo or era5")

@@ -7,8 +7,10 @@ mountains, a pole-to-equator temperature gradient in January, a lapse rate and a
 hydrostatic geopotential, jets, and travelling waves so a multi-step forecast has something to
 follow. :func:`make_statistics` computes normalisation files from those fields, and
 :func:`write_demo_bundle` writes everything, plus the demo model trained on these fields
-(:mod:`graphcast_zero.demo_model`), into a data folder. Everything is seeded and labelled
-SYNTHETIC; nothing here is ERA5.
+(:mod:`graphcast_zero.demo_model`), into a data folder. :func:`make_era5_store` lays the same
+fields out as the public ERA5 Zarr stores do (ARCO-ERA5 or WeatherBench2,
+:mod:`graphcast_zero.sources.layouts`) and :func:`write_era5_store` writes one. Everything is
+seeded and labelled SYNTHETIC; nothing here is ERA5.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from graphcast_zero import config, data
@@ -28,6 +31,7 @@ from graphcast_zero.paths import STATS_FILES, DataPaths
 
 if TYPE_CHECKING:
     from graphcast_zero.checkpoint import Checkpoint
+    from graphcast_zero.sources.layouts import StoreLayout
 
 GRAVITY = 9.80665  # m/s²
 R_DRY = 287.05  # J/(kg K)
@@ -413,3 +417,98 @@ def write_demo_bundle(
             + "\n".join(f"  {p}" for p in written)
         )
     return written
+
+
+def make_era5_store(
+    layout: StoreLayout,
+    start: str = "2021-12-31T18",
+    hours: int = 37,
+    resolution: float = DEMO_RESOLUTION,
+    padding: int = 0,
+    seed: int = 0,
+) -> xr.Dataset:
+    """The generator's fields laid out as an ERA5 store of ``layout``, in memory.
+
+    Names, dims, coordinate order (latitude 90 → -90, longitude 0 → 360-Δ), time step, level
+    count, accumulations and statics follow the layout: ARCO's hourly ``total_precipitation`` is a
+    sixth of the generator's 6-hour rain, its ``toa_incident_solar_radiation`` comes from
+    :mod:`graphcast_zero.solar`; WeatherBench2 gets ``total_precipitation_6hr`` and no radiation.
+
+    Args:
+      layout: :data:`~graphcast_zero.sources.layouts.ARCO` or ``WEATHERBENCH2``.
+      start: the first time.
+      hours: how many hours from ``start`` hold data (every ``layout.time_step``).
+      resolution: grid spacing in degrees (must divide 180).
+      padding: times after the data whose values are NaN, like ARCO's axis that runs past its data.
+      seed: as for :func:`make_example_dataset`.
+    """
+    from graphcast_zero.solar import toa_incident_solar_radiation
+    from graphcast_zero.sources.layouts import ARCO
+
+    ascending, lon = grid(resolution)
+    lat = ascending[::-1] if layout.latitude_descending is not False else ascending
+    step_hours = int(layout.time_step / pd.Timedelta(hours=1))
+    offsets = np.arange(0, hours + padding * step_hours, step_hours)  # [time], hours
+    times = np.datetime64(pd.Timestamp(start), "ns") + offsets * np.timedelta64(1, "h")
+    levels = np.asarray(config.PRESSURE_LEVELS[layout.levels or 37])
+    year_progress = data.year_progress(data.seconds_since_epoch(times))
+    fields = _fields(lat, lon, levels, offsets, year_progress, seed)
+    rain = fields.pop(config.PRECIPITATION)  # [time, lat, lon], metres per 6 hours
+    fields[layout.precipitation] = rain * (layout.precipitation_period / config.STEP)
+    if layout.solar:
+        fields[layout.solar] = toa_incident_solar_radiation(times, lat, lon)
+    store = xr.Dataset(
+        {name: _store_variable(layout, name, value, len(times)) for name, value in fields.items()},
+        coords={
+            layout.time_dim: times,
+            layout.level_dim: levels.astype(np.int64),
+            layout.lat_dim: lat.astype(np.float32),
+            layout.lon_dim: lon.astype(np.float32),
+        },
+        attrs={"description": f"{SYNTHETIC} (seed {seed}), in the {layout.title} layout"},
+    )
+    if padding:
+        after = store[layout.time_dim] >= times[-padding]
+        store = store.map(lambda v: v.where(~after) if layout.time_dim in v.dims else v)
+    if layout is ARCO or layout.valid_range_attrs:
+        last = pd.Timestamp(times[len(times) - padding - 1])
+        keys = layout.valid_range_attrs or ARCO.valid_range_attrs
+        stamps = (pd.Timestamp(times[0]), last - pd.Timedelta(hours=12), last)
+        store.attrs.update(
+            {key: stamp.isoformat() for key, stamp in zip(keys, stamps, strict=True)}
+        )
+    return store
+
+
+def _store_variable(layout: StoreLayout, name: str, value: np.ndarray, num_times: int):
+    """(dims, float32 values) of one variable in a store of ``layout``."""
+    dims = layout.dims_of(name)
+    if value.ndim == 2 and len(dims) == 3:  # a static field with ARCO's time axis
+        value = np.broadcast_to(value, (num_times, *value.shape))
+    return dims, np.asarray(value, np.float32)
+
+
+def write_era5_store(folder: Path, layout: StoreLayout, **options) -> Path:
+    """Writes :func:`make_era5_store` as a Zarr store like the public ones: Zarr format 2,
+    consolidated metadata, one time step per chunk, hours since 1900-01-01.
+
+    Args:
+      folder: the store's folder (replaced when it exists).
+      layout: the layout to follow.
+      **options: passed to :func:`make_era5_store`.
+    """
+    import zarr
+
+    store = make_era5_store(layout, **options)
+    encoding = {
+        name: {
+            "chunks": tuple(
+                1 if d == layout.time_dim else n for d, n in zip(v.dims, v.shape, strict=True)
+            )
+        }
+        for name, v in store.data_vars.items()
+    }
+    encoding[layout.time_dim] = {"units": "hours since 1900-01-01", "dtype": "int64"}
+    version = {"zarr_format": 2} if int(zarr.__version__.split(".")[0]) >= 3 else {}
+    store.to_zarr(folder, mode="w", consolidated=True, encoding=encoding, **version)
+    return Path(folder)

@@ -3,7 +3,7 @@
 :mod:`graphcast_zero.loss` defines the loss; this module steps the optimiser on it. Like the rest
 of the model core it opens no files: :mod:`graphcast_zero.optimizer_state` keeps the optimiser
 state on disk. Example datasets hold one batch, so a batch here is built from several sliding time windows of
-the dataset (each ``input frames + steps`` long). With more than one device the batch axis is
+the dataset (each ``input frames + steps`` long), read one window at a time when a batch needs it. With more than one device the batch axis is
 split across a ``Mesh(("batch",))`` and parameters are replicated: ``jax.jit`` then partitions the
 step and averages gradients across devices by itself. Arrays are made with
 ``jax.make_array_from_callback``, so the same code runs on several hosts after
@@ -23,6 +23,7 @@ import xarray as xr
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from graphcast_zero import data
+from graphcast_zero.config import TaskConfig
 from graphcast_zero.errors import InputError
 from graphcast_zero.loss import loss_and_grads
 from graphcast_zero.predictor import Predictor
@@ -61,19 +62,50 @@ class Window:
     forcings: Arrays
 
 
-def time_windows(dataset: xr.Dataset, predictor: Predictor, steps: int) -> list[Window]:
-    """Every window of ``input_frames + steps`` consecutive frames, as model arrays.
+class TimeWindows(Sequence):
+    """Every window of ``input_frames + steps`` consecutive frames, read when indexed.
 
-    A dataset with ``batch > 1`` gives each batch member's windows too (windows outer).
+    The dataset is usually opened lazily (:func:`graphcast_zero.sources.open_dataset`): only the
+    frames of the windows a batch uses are read, so a dataset spanning many days is never in
+    memory whole. A dataset with ``batch > 1`` gives each batch member's windows too (windows
+    outer).
+
+    Args:
+      dataset: an official-layout dataset.
+      task_config: the variables and levels to extract.
+      steps: target frames per window.
+      target_steps: the leading target frames that hold targets (default: every frame); windows
+        end there.
     """
-    task_config = predictor.task_config
-    windows = []
-    for start in range(dataset.sizes["time"] - task_config.input_frames - steps + 1):
-        parts = data.forecast_window(dataset, task_config, steps, start=start)
+
+    def __init__(
+        self,
+        dataset: xr.Dataset,
+        task_config: TaskConfig,
+        steps: int,
+        target_steps: Optional[int] = None,
+    ):
+        frames = dataset.sizes["time"] - task_config.input_frames
+        usable = frames if target_steps is None else min(target_steps, frames)
+        self.dataset, self.task_config, self.steps = dataset, task_config, steps
+        self.starts = max(usable - steps + 1, 0)
+        self.members = dataset.sizes.get("batch", 1)
+
+    def __len__(self) -> int:
+        return self.starts * self.members
+
+    def __getitem__(self, index: int) -> Window:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        start, member = divmod(index, self.members)
+        parts = data.forecast_window(self.dataset, self.task_config, self.steps, start=start)
         inputs, targets, forcings = (data.dataset_to_arrays(part) for part in parts)
-        for member in range(next(iter(targets.values())).shape[0]):
-            windows.append(Window(*(_member(a, member) for a in (inputs, targets, forcings))))
-    return windows
+        return Window(*(_member(a, member) for a in (inputs, targets, forcings)))
+
+
+def time_windows(dataset: xr.Dataset, predictor: Predictor, steps: int) -> TimeWindows:
+    """The windows of :class:`TimeWindows` for a predictor's task."""
+    return TimeWindows(dataset, predictor.task_config, steps)
 
 
 def _member(arrays: Arrays, member: int) -> Arrays:

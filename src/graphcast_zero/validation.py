@@ -2,7 +2,13 @@
 
 Each check raises :class:`~graphcast_zero.errors.InputError` with one line that names the file and
 the fix. The checks are cheap (names, coordinates, a NaN scan of the frames that will be used), so
-a wrong file fails in a second instead of after a graph build and a compile.
+a wrong file fails in a second instead of after a graph build and a compile. They only check:
+datasets are opened (lazily) by :func:`graphcast_zero.sources.open_dataset`, and a check reads only
+the frames it looks at.
+
+A dataset may be forecast-only: frames after the data's end (``fetch-data --source era5`` past the
+store's last time, real-time sources) hold NaN targets, and :func:`target_steps` counts the frames
+that hold targets.
 """
 
 from __future__ import annotations
@@ -29,23 +35,6 @@ from graphcast_zero.paths import PathLike
 from graphcast_zero.statistics import Statistics
 
 LIST_HINT = "(`invoke fetch-data --list`)"
-
-
-def open_dataset(path: PathLike) -> xr.Dataset:
-    """Loads an example dataset into memory, turning unreadable files into one-line errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"dataset {path} not found: run `invoke fetch-data` or pass --dataset")
-    try:
-        # The bucket's files (written in 2023) store `time` as hours with no dtype attribute;
-        # recent xarray decodes such a variable as a timedelta only when asked to.
-        with xr.open_dataset(path, decode_timedelta=True) as dataset:
-            return dataset.load()
-    except Exception as error:  # netCDF4, h5netcdf and scipy raise many types for a bad file
-        raise InputError(
-            f"dataset {path} cannot be read ({type(error).__name__}: truncated or not NetCDF): "
-            "delete it and fetch it again (`invoke fetch-data`)"
-        ) from None
 
 
 def grid_spacing(coordinate: np.ndarray) -> Optional[float]:
@@ -143,23 +132,73 @@ def check_time_steps(dataset: xr.Dataset, task_config: TaskConfig, steps: int, n
         )
 
 
-def check_finite(dataset: xr.Dataset, task_config: TaskConfig, steps: int, name: str) -> None:
-    """No NaN or infinity in the frames used: input frames of inputs, target frames of targets
-    and forcings."""
+def target_steps(dataset: xr.Dataset, task_config: TaskConfig) -> int:
+    """How many target frames after the input frames hold targets (the rest are forecast-only).
+
+    A frame without targets has NaN everywhere; one surface target decides, read frame by frame.
+    """
     frames = task_config.input_frames
-    later = set(task_config.target_variables) | set(task_config.forcing_variables)
+    probe = next(
+        (
+            v
+            for v in task_config.target_variables
+            if v in dataset and "level" not in dataset[v].dims
+        ),
+        None,
+    )
+    if probe is None:
+        return available_steps(dataset, task_config)
+    field = dataset[probe]
+    for step in range(available_steps(dataset, task_config)):
+        if np.isnan(field.isel(time=frames + step).values).all():
+            return step
+    return available_steps(dataset, task_config)
+
+
+FRAMES_PER_READ = 8  # the NaN scan reads this many frames of one variable at a time
+
+
+def check_finite(
+    dataset: xr.Dataset,
+    task_config: TaskConfig,
+    steps: int,
+    name: str,
+    with_targets: Optional[int] = None,
+) -> None:
+    """No NaN or infinity in the frames used: input frames of inputs, target frames of forcings,
+    and of targets the first ``with_targets`` target frames (default: all ``steps``).
+
+    Frames are read a few at a time, so a dataset spanning many days is never loaded whole.
+    """
+    frames = task_config.input_frames
+    with_targets = steps if with_targets is None else min(with_targets, steps)
     for variable in needed_variables(task_config):
         values = dataset[variable]
+        spans = [(0, 1)]
         if "time" in values.dims:
-            start = 0 if variable in task_config.input_variables else frames
-            stop = frames + steps if variable in later else frames
-            values = values.isel(time=slice(start, stop))
-        bad = int(np.count_nonzero(~np.isfinite(values.values)))
+            spans = []
+            if variable in task_config.input_variables:
+                spans.append((0, frames))
+            if variable in task_config.forcing_variables:
+                spans.append((frames, frames + steps))
+            elif variable in task_config.target_variables:
+                spans.append((frames, frames + with_targets))
+        bad = sum(_count_bad(values, start, stop) for start, stop in spans)
         if bad:
             raise InputError(
                 f"dataset {name}: {variable} has {bad} NaN/inf values in the frames used: fill "
                 "them or fetch the dataset again (`invoke fetch-data`)"
             )
+
+
+def _count_bad(values: xr.DataArray, start: int, stop: int) -> int:
+    if "time" not in values.dims:
+        return int(np.count_nonzero(~np.isfinite(values.values)))
+    bad = 0
+    for first in range(start, stop, FRAMES_PER_READ):
+        block = values.isel(time=slice(first, min(first + FRAMES_PER_READ, stop))).values
+        bad += int(np.count_nonzero(~np.isfinite(block)))
+    return bad
 
 
 def check_dataset(
@@ -174,7 +213,7 @@ def check_dataset(
     check_levels(dataset, task_config, name)
     check_variables(dataset, task_config, name)
     check_time_steps(dataset, task_config, steps, name)
-    check_finite(dataset, task_config, steps, name)
+    check_finite(dataset, task_config, steps, name, target_steps(dataset, task_config))
 
 
 def check_statistics(statistics: Statistics, task_config: TaskConfig, stats_dir: PathLike) -> None:

@@ -34,7 +34,7 @@ class InferenceResult:
     run_dir: Path
     predictions_path: Path
     predictions: xr.Dataset
-    metrics: evaluation.Evaluation
+    metrics: Optional[evaluation.Evaluation]  # None when the dataset holds no targets
     timings: dict
     files: list[Path]
 
@@ -81,7 +81,8 @@ def run_inference(
     Args:
       paths: the data folder.
       params, dataset, stats_dir: inputs (defaults: the newest fitting files in the data folder).
-      steps: 6-hour steps to forecast (None or 0: every target in the dataset).
+      steps: 6-hour steps to forecast (None or 0: every frame of the dataset). Steps past the
+        dataset's targets (a forecast-only dataset) are forecast and drawn but not scored.
       output: predictions file to write; the other files go beside it. Default:
         ``<data>/outputs/<run>/predictions.nc``.
       precision: ``auto`` (bfloat16 on accelerators as published, float32 on CPUs),
@@ -106,24 +107,31 @@ def run_inference(
         setup, precision, chunk_steps, progress, paths.cache / "graphs"
     )
     timings = {"load_and_check_s": load_s, **timings}
-    metrics = evaluation.evaluate(predictions, targets, last_inputs=inputs)
+    # Forecast-only datasets: only the lead times with targets are scored.
+    scored = slice(0, setup.target_steps)
+    metrics = None
+    if setup.target_steps:
+        metrics = evaluation.evaluate(
+            predictions.isel(time=scored), targets.isel(time=scored), last_inputs=inputs
+        )
     with staged_folder(final) as stage:
         write_netcdf(predictions, stage / predictions_name)
-        evaluation.write_metrics_json(metrics, stage / "metrics.json")
-        evaluation.write_metrics_csv(metrics, stage / "metrics.csv")
-        pictures = write_pictures(stage, predictions, targets, setup.dataset, metrics)
+        names = [predictions_name]
+        if metrics is not None:
+            evaluation.write_metrics_json(metrics, stage / "metrics.json")
+            evaluation.write_metrics_csv(metrics, stage / "metrics.csv")
+            names += ["metrics.json", "metrics.csv"]
+        pictures = write_pictures(
+            stage, predictions, targets.isel(time=scored), setup.dataset, metrics
+        )
         timings["total_s"] = time.perf_counter() - started
         info = _run_info(setup, precision, predictions_name, timings)
         write_json(info, stage / RUN_INFO)
-        names = [
-            predictions_name,
-            "metrics.json",
-            "metrics.csv",
-            RUN_INFO,
-            *(p.name for p in pictures),
-        ]
+        names += [RUN_INFO, *(p.name for p in pictures)]
     files = [final / name for name in names]
     log(f"Forecast of {setup.steps} steps written to {final}:")
+    if setup.target_steps < setup.steps:
+        log(f"  ({setup.target_steps} of {setup.steps} steps have targets: only those are scored)")
     log("\n".join(f"  {path.name}" for path in files))
     return InferenceResult(final, final / predictions_name, predictions, metrics, timings, files)
 
@@ -182,6 +190,7 @@ def _run_info(setup: Setup, precision: str, predictions_name: str, timings: dict
         },
         "predictions": predictions_name,
         "steps": setup.steps,
+        "scored_steps": setup.target_steps,
         "precision": precision,
         "model_config": dataclasses.asdict(setup.checkpoint.model_config),
         "task_config": dataclasses.asdict(setup.checkpoint.task_config),

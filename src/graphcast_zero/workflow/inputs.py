@@ -1,7 +1,8 @@
 """Loading the workflow's three inputs (checkpoint, statistics, dataset) and checking they fit.
 
-The checks of :mod:`graphcast_zero.validation` run here, before anything compiles, so a wrong
-file fails in a second with a one-line message.
+The dataset is opened lazily through :func:`graphcast_zero.sources.open_dataset`: the checks and
+the tasks read only the frames they use. The checks of :mod:`graphcast_zero.validation` run here,
+before anything compiles, so a wrong file fails in a second with a one-line message.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Optional
 
 import xarray as xr
 
-from graphcast_zero import validation
+from graphcast_zero import sources, validation
 from graphcast_zero.checkpoint import Checkpoint, load_checkpoint
 from graphcast_zero.paths import DataPaths, PathLike
 from graphcast_zero.statistics import Statistics, load_statistics
@@ -27,9 +28,10 @@ class Setup:
     params_path: Path
     statistics: Statistics
     stats_dir: Path
-    dataset: xr.Dataset
+    dataset: xr.Dataset  # opened lazily: values are read when a selection of them is used
     dataset_path: Path
     steps: int
+    target_steps: int  # the leading steps whose targets the dataset holds (forecast-only after)
 
 
 def load_setup(
@@ -40,16 +42,22 @@ def load_setup(
     steps: Optional[int] = None,
     checkpoint: Optional[Checkpoint] = None,
 ) -> Setup:
-    """Loads and cross-checks the three inputs; ``steps`` defaults to every target available."""
+    """Loads and cross-checks the three inputs; ``steps`` defaults to every frame available.
+
+    A dataset whose later frames hold no targets (forecast-only) is valid: ``target_steps``
+    says how many steps can be scored.
+    """
     params_path = choose_params(paths, params) if checkpoint is None else Path(params or "")
     checkpoint = checkpoint or load_checkpoint(params_path)
     dataset_path = choose_dataset(paths, dataset, checkpoint)
-    frame = validation.open_dataset(dataset_path)
+    frame = sources.open_dataset(dataset_path)
+    task = checkpoint.task_config
     if steps is None or steps == 0:
-        steps = max(validation.available_steps(frame, checkpoint.task_config), 1)
+        steps = max(validation.available_steps(frame, task), 1)
     name = dataset_path.name
-    validation.check_dataset(frame, name, checkpoint.model_config, checkpoint.task_config, steps)
+    validation.check_dataset(frame, name, checkpoint.model_config, task, steps)
     stats_dir = Path(stats_dir) if stats_dir else paths.stats
     statistics = load_statistics(stats_dir)
-    validation.check_statistics(statistics, checkpoint.task_config, stats_dir)
-    return Setup(checkpoint, params_path, statistics, stats_dir, frame, dataset_path, steps)
+    validation.check_statistics(statistics, task, stats_dir)
+    scored = min(steps, validation.target_steps(frame, task))
+    return Setup(checkpoint, params_path, statistics, stats_dir, frame, dataset_path, steps, scored)

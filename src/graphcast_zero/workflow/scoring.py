@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from graphcast_zero import data, evaluation, validation
+from graphcast_zero import data, evaluation, sources, validation
 from graphcast_zero.config import ATMOSPHERIC_VARIABLES, TaskConfig
 from graphcast_zero.errors import InputError
 from graphcast_zero.paths import DataPaths, PathLike
@@ -88,12 +88,17 @@ def write_pictures(
     predictions: xr.Dataset,
     targets: xr.Dataset,
     dataset: xr.Dataset,
-    metrics: evaluation.Evaluation,
+    metrics: Optional[evaluation.Evaluation],
     variable: str = MAP_VARIABLE,
     level: Optional[int] = None,
     lead_time=None,
 ) -> list[Path]:
-    """A prediction/target/difference map, a GIF over lead times and an RMSE chart."""
+    """A prediction/target/difference map, a GIF over lead times and an RMSE chart.
+
+    ``targets`` may cover only the first lead times (a forecast-only dataset): a map or GIF at
+    lead times without a target shows the prediction alone, and without ``metrics`` there is no
+    RMSE chart.
+    """
     from graphcast_zero import plotting
 
     if variable not in predictions:
@@ -105,17 +110,26 @@ def write_pictures(
     mask = dataset.get("land_sea_mask")
     label = variable + (f"_{level}hPa" if level is not None else "")
     hours = int(pd.Timedelta(lead) / pd.Timedelta(hours=1))
-    pred, true = _field(predictions, variable, level), _field(targets, variable, level)
+    pred = _field(predictions, variable, level)
+    true = _field(targets, variable, level) if targets.sizes.get("time") else None
     title = f"{variable}" + (f" {level} hPa" if level is not None else "")
-    chart_level = default_level("temperature", predictions["level"].values, None)
-    return [
+    at_lead = true.sel(time=lead) if true is not None and lead in true["time"].values else None
+    whole = true if true is not None and true.sizes["time"] == pred.sizes["time"] else None
+    pictures = [
         plotting.plot_map(
-            pred.sel(time=lead), true.sel(time=lead), folder / f"map_{label}_{hours}h.png",
+            pred.sel(time=lead), at_lead, folder / f"map_{label}_{hours}h.png",
             title=title, land_sea_mask=mask,
         ),
-        plotting.animate(pred, folder / f"{label}.gif", field_target=true, land_sea_mask=mask, title=title),
-        plotting.plot_rmse_vs_lead_time(metrics, folder / "rmse_vs_lead_time.png", level=chart_level),
+        plotting.animate(pred, folder / f"{label}.gif", field_target=whole, land_sea_mask=mask, title=title),
     ]  # fmt: skip
+    if metrics is not None:
+        chart_level = default_level("temperature", predictions["level"].values, None)
+        pictures.append(
+            plotting.plot_rmse_vs_lead_time(
+                metrics, folder / "rmse_vs_lead_time.png", level=chart_level
+            )
+        )
+    return pictures
 
 
 # ---------------------------------------------------------------------------- evaluate and plot
@@ -123,13 +137,17 @@ def write_pictures(
 
 @dataclasses.dataclass(frozen=True)
 class ScoredRun:
-    """Predictions of a finished run, the matching targets and last inputs, and the scores."""
+    """Predictions of a finished run, the matching targets and last inputs, and the scores.
+
+    ``targets`` and ``metrics`` cover the lead times the dataset holds targets for: none for a
+    forecast-only dataset (``metrics`` is then None).
+    """
 
     folder: Path
     predictions: xr.Dataset
     targets: xr.Dataset
     dataset: xr.Dataset
-    metrics: evaluation.Evaluation
+    metrics: Optional[evaluation.Evaluation]
 
 
 def locate_predictions(
@@ -163,7 +181,7 @@ def score_run(
     predictions: Optional[PathLike] = None,
     dataset: Optional[PathLike] = None,
 ) -> ScoredRun:
-    """Loads a run's predictions and its dataset, and scores them against the targets."""
+    """Loads a run's predictions and its dataset, and scores the lead times that have targets."""
     path = locate_predictions(paths, run, predictions)
     if not path.is_file():
         raise InputError(f"predictions {path} not found: run `invoke run-inference` first")
@@ -178,12 +196,16 @@ def score_run(
     source = dataset or info.get("inputs", {}).get("dataset")
     if not source:
         raise InputError(f"{path} has no run.json naming its dataset: pass --dataset")
-    frame = validation.open_dataset(source)
+    frame = sources.open_dataset(source)
     forecast = forecast.drop_vars("datetime", errors="ignore")
     task = _scoring_task(forecast, frame, info)
     validation.check_time_steps(frame, task, forecast.sizes["time"], Path(source).name)
     inputs, targets, _ = data.forecast_window(frame, task, forecast.sizes["time"])
-    metrics = evaluation.evaluate(forecast, targets, last_inputs=inputs)
+    scored = slice(0, validation.target_steps(frame, task))
+    targets = targets.isel(time=scored)
+    metrics = None
+    if targets.sizes["time"]:
+        metrics = evaluation.evaluate(forecast.isel(time=scored), targets, last_inputs=inputs)
     return ScoredRun(path.parent, forecast, targets, frame, metrics)
 
 
@@ -220,6 +242,11 @@ def run_evaluate(
     from graphcast_zero import plotting
 
     scored = score_run(paths, run, predictions, dataset)
+    if scored.metrics is None:
+        raise InputError(
+            "the run's dataset holds no targets for its lead times (a forecast-only dataset): "
+            "nothing to score; `invoke plot` draws the forecast"
+        )
     rows = evaluation.metrics_table(
         scored.metrics,
         variables=[variable] if variable else None,

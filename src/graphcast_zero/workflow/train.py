@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from graphcast_zero import validation
+from graphcast_zero import sources, validation
 from graphcast_zero.checkpoint import Checkpoint, load_checkpoint
 from graphcast_zero.errors import InputError
 from graphcast_zero.paths import DataPaths, PathLike
@@ -221,12 +221,14 @@ def choose_training_inputs(paths: DataPaths, files: TrainingFiles, *, steps: int
         start = load_checkpoint(choose_params(paths, files.params))
     params = target if (files.random or files.resume) else files.params
     setup = load_setup(paths, params, files.dataset, files.stats_dir, steps, start)
-    validation.check_finite(
-        setup.dataset,
-        start.task_config,
-        validation.available_steps(setup.dataset, start.task_config),
-        setup.dataset_path.name,
-    )
+    # Training needs targets: its windows end where the dataset's targets do.
+    usable = validation.target_steps(setup.dataset, start.task_config)
+    if usable < steps:
+        raise InputError(
+            f"dataset {setup.dataset_path.name} holds targets for {usable} steps but the loss "
+            f"needs {steps}: lower --steps or fetch a dataset with targets (an earlier --init)"
+        )
+    validation.check_finite(setup.dataset, start.task_config, usable, setup.dataset_path.name)
     validation.check_writable_folder(target.parent)
     return TrainingInputs(
         start=start,
@@ -257,7 +259,7 @@ def _dataset_grid(paths: DataPaths, dataset: Optional[PathLike]) -> tuple[np.nda
         if dataset
         else newest_file(paths.dataset, "*.nc", "dataset", "run `invoke fetch-data`")
     )
-    frame = validation.open_dataset(path)
+    frame = sources.open_dataset(path)
     return frame["lat"].values, frame["lon"].values
 
 
@@ -280,7 +282,8 @@ def build_training_predictor(paths: DataPaths, inputs: TrainingInputs, precision
 def train_predictor(
     predictor: Predictor, inputs: TrainingInputs, plan: TrainingPlan, *, progress: bool = True
 ) -> TrainedWeights:
-    """Runs the plan's iterations on every time window of the dataset, with a progress bar.
+    """Runs the plan's iterations on every time window of the dataset that has targets, with a
+    progress bar; each window is read from the (lazily opened) dataset when a batch needs it.
 
     A resumed run continues the optimiser state and iteration count saved beside the target, or
     with ``reset_optimizer`` fresh moments and the count ``training.json`` records.
@@ -297,7 +300,10 @@ def train_predictor(
     placement = train_loop.Placement.over_all_devices()
     batch_size = plan.batch_size or placement.num_devices
     train_loop.check_batch_size(batch_size, placement.num_devices)
-    windows = train_loop.time_windows(inputs.setup.dataset, predictor, plan.steps)
+    usable = validation.target_steps(inputs.setup.dataset, predictor.task_config)
+    windows = train_loop.TimeWindows(
+        inputs.setup.dataset, predictor.task_config, plan.steps, usable
+    )
     optimizer = train_loop.default_optimizer(plan.learning_rate)
     opt_state, done = optimizer.init(inputs.start.params), 0
     if inputs.resume and inputs.reset_optimizer:

@@ -1,0 +1,202 @@
+"""Carrying out a :class:`~graphcast_zero.sources.era5_plan.ConversionPlan`: read, convert, write.
+
+The fields are read in parallel (each read selects one time of one variable, which in the public
+stores is exactly one chunk), each with a few tries against transient network errors, and written
+one by one into a NetCDF file in the official layout as they arrive, so memory holds a few fields
+and never the dataset. The file is chunked by frame: frames past the store's end take no disk and
+read as NaN ("no target"). It is written under a hidden temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from graphcast_zero import solar
+from graphcast_zero.atomic import atomic_path
+from graphcast_zero.config import ATMOSPHERIC_VARIABLES, STATIC_VARIABLES, TOA_RADIATION
+from graphcast_zero.errors import FetchError
+from graphcast_zero.sources.era5_plan import ConversionPlan, Field
+from graphcast_zero.sources.layouts import SURFACE_FIELDS
+
+TRIES = 3
+RETRY_WAIT_S = 1.0
+# Official variable order, as in DeepMind's example files.
+VARIABLE_ORDER = (
+    *STATIC_VARIABLES, *SURFACE_FIELDS, "total_precipitation_6hr", TOA_RADIATION,
+    *ATMOSPHERIC_VARIABLES,
+)  # fmt: skip
+
+
+def convert(
+    store: xr.Dataset,
+    plan: ConversionPlan,
+    destination: Path,
+    *,
+    workers: int = 8,
+    progress: bool = True,
+    tries: int = TRIES,
+) -> Path:
+    """Builds the planned dataset from ``store`` into ``destination`` (atomically).
+
+    Raises:
+      FetchError: a read still failed after ``tries`` tries; nothing is left behind.
+    """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=plan.chunk_bytes, unit="B", unit_scale=True, unit_divisor=1024,
+        desc=destination.name[:40], disable=not progress,
+    )  # fmt: skip
+    shares = _byte_shares(plan)
+    with atomic_path(destination) as partial:
+        _write_skeleton(plan, partial)
+        import netCDF4
+
+        with netCDF4.Dataset(partial, "a") as out:
+            for field, values in _read_all(store, plan, workers, tries):
+                _put(out, field, values)
+                bar.update(shares[field])
+            _put_computed_solar(out, plan)
+        bar.close()
+    return destination
+
+
+def _byte_shares(plan: ConversionPlan) -> dict[Field, float]:
+    """Each field's share of the planned chunk bytes, for the progress bar."""
+    reads = sum(len(field.reads) for field in plan.fields) or 1
+    return {field: plan.chunk_bytes * len(field.reads) / reads for field in plan.fields}
+
+
+def _read_all(store: xr.Dataset, plan: ConversionPlan, workers: int, tries: int):
+    """Yields (field, values) as reads complete; at most ``2 * workers`` fields in memory."""
+    pending: set[Future] = set()
+    todo = iter(plan.fields)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        try:
+            while True:
+                for field in todo:
+                    pending.add(pool.submit(_read_field, store, plan, field, tries))
+                    if len(pending) >= 2 * workers:
+                        break
+                if not pending:
+                    return
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _read_field(
+    store: xr.Dataset, plan: ConversionPlan, field: Field, tries: int
+) -> tuple[Field, np.ndarray]:
+    """The field's values in output order: the sum of its reads, as float32."""
+    parts = [
+        _with_tries(lambda r=read: _select(store, plan, r), tries, plan, read)
+        for read in field.reads
+    ]
+    # An accumulation is summed in float64 and rounded once.
+    total = parts[0] if len(parts) == 1 else np.sum([p.astype(np.float64) for p in parts], axis=0)
+    return field, np.asarray(total, np.float32)
+
+
+def _select(store: xr.Dataset, plan: ConversionPlan, read) -> np.ndarray:
+    layout = plan.layout
+    variable = store[read.variable]
+    selection = {layout.lat_dim: plan.lat_index, layout.lon_dim: plan.lon_index}
+    if layout.level_dim in variable.dims:
+        selection[layout.level_dim] = plan.level_index
+    if read.time_index is not None:
+        selection[layout.time_dim] = read.time_index
+    values = variable.isel(selection)
+    order = [d for d in (layout.level_dim, layout.lat_dim, layout.lon_dim) if d in values.dims]
+    return np.asarray(values.transpose(*order).values)
+
+
+def _with_tries(read: Callable[[], np.ndarray], tries: int, plan: ConversionPlan, what):
+    for attempt in range(1, tries + 1):
+        try:
+            return read()
+        except Exception as error:  # gcsfs, aiohttp and zarr raise many types
+            if attempt == tries:
+                raise FetchError(
+                    f"reading {what.variable} (time index {what.time_index}) from {plan.uri} "
+                    f"failed {tries} times ({type(error).__name__}: {str(error)[:120]}); run "
+                    "fetch-data again, or point --endpoint at a mirror"
+                ) from None
+            time.sleep(RETRY_WAIT_S * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
+def _write_skeleton(plan: ConversionPlan, path: Path) -> None:
+    """Coordinates and attributes with xarray (it encodes the times), the variables with netCDF4."""
+    import netCDF4
+
+    request = plan.request
+    frames = request.frame_times()
+    offsets = (frames - frames[0]).values  # [time] timedelta64
+    skeleton = xr.Dataset(
+        coords={
+            "lat": plan.lat().astype(np.float32),
+            "lon": plan.lon().astype(np.float32),
+            "level": np.asarray(request.levels, np.int32),
+            "time": offsets,
+            "datetime": (("batch", "time"), frames.values[None]),
+        },
+        attrs={
+            "description": (
+                f"ERA5 from {plan.layout.title} ({plan.uri}) in the official GraphCast layout, "
+                f"initialised at {request.init:%Y-%m-%dT%H:%M}; {plan.frames_with_data} of "
+                f"{len(frames)} frames hold data (later frames: forecast only, no targets)"
+            ),
+            "source": "era5",
+            "store": plan.uri,
+            "init_time": f"{request.init:%Y-%m-%dT%H:%M}",
+            "resolution": float(request.resolution),
+        },
+    )
+    encoding = {
+        "time": {"units": "hours", "dtype": "int64"},
+        "datetime": {"units": f"hours since {frames[0]:%Y-%m-%d %H:%M:%S}", "dtype": "int64"},
+    }
+    skeleton.to_netcdf(path, encoding=encoding, engine="netcdf4")
+    with netCDF4.Dataset(path, "a") as out:
+        for name in VARIABLE_ORDER:
+            dims = _official_dims(name)
+            sizes = [len(out.dimensions[d]) for d in dims]
+            # One chunk per frame: frames never written (no data) allocate nothing.
+            chunks = [1 if d in ("batch", "time") else n for d, n in zip(dims, sizes, strict=True)]
+            out.createVariable(name, "f4", dims, fill_value=np.float32(np.nan), chunksizes=chunks)
+
+
+def _official_dims(name: str) -> tuple[str, ...]:
+    if name in STATIC_VARIABLES:
+        return ("lat", "lon")
+    if name in ATMOSPHERIC_VARIABLES:
+        return ("batch", "time", "level", "lat", "lon")
+    return ("batch", "time", "lat", "lon")
+
+
+def _put(out, field: Field, values: np.ndarray) -> None:
+    if field.frame is None:
+        out[field.name][:] = values
+    else:
+        out[field.name][0, field.frame] = values
+
+
+def _put_computed_solar(out, plan: ConversionPlan) -> None:
+    """TISR where the store has none: every frame (WeatherBench2) or those past its end."""
+    frames = list(plan.computed_solar_frames)
+    if not frames:
+        return
+    times = plan.request.frame_times()[frames].values
+    values = solar.toa_incident_solar_radiation(times, plan.lat(), plan.lon())  # [T, lat, lon]
+    for frame, field in zip(frames, values, strict=True):
+        out[TOA_RADIATION][0, frame] = field
