@@ -145,16 +145,13 @@ def process_count() -> int:
 
 
 def peer_failure(error: BaseException) -> bool:
-    """Whether ``error`` is a multi-process runtime failing because a peer died or hung."""
-    import jax
-
-    if process_count() < 2:
+    """Whether ``error`` is a multi-process runtime failing because a peer died or hung (a
+    collective or the coordination service lost its connection), not this process's own
+    problem such as running out of memory."""
+    if process_count() < 2 or not isinstance(error, (RuntimeError, ValueError)):
         return False
-    runtime_error = getattr(jax.errors, "JaxRuntimeError", RuntimeError)
     text = str(error).lower()
-    return isinstance(error, runtime_error) or (
-        isinstance(error, (RuntimeError, ValueError)) and any(m in text for m in RUNTIME_MARKERS)
-    )
+    return any(marker in text for marker in RUNTIME_MARKERS)
 
 
 def abandon_job(exit_status: int = EXIT_STATUS) -> None:

@@ -5,6 +5,8 @@ stores is exactly one chunk), each with a few tries against transient network er
 one by one into a NetCDF file in the official layout as they arrive, so memory holds a few fields
 and never the dataset. The file is chunked by frame: frames past the store's end take no disk and
 read as NaN ("no target"). It is written under a hidden temporary name and renamed when complete.
+:func:`read_dataset` builds the same dataset in memory instead, for training windows
+(:mod:`~graphcast_zero.sources.era5_windows`).
 """
 
 from __future__ import annotations
