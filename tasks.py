@@ -185,50 +185,103 @@ def run_inference(
     )  # fmt: skip
 
 
-@gz_task(
-    help={
-        "params": "checkpoint .npz to start from (default: the one in <data>/params)",
-        "random": "start from random weights instead of a checkpoint",
-        "dataset": "example dataset .nc to train on (default: the best fit in <data>/dataset)",
-        "steps": "autoregressive 6-hour steps in the loss",
-        "iterations": "optimiser iterations",
-        "output": "checkpoint .npz to write (default: <data>/outputs/<run>/params.npz)",
-        "data_dir": DATA_DIR_HELP,
-        "stats_dir": "folder with the three statistics files (default: <data>/stats)",
-        "learning_rate": "AdamW learning rate (1e-3 suits random weights; ~1e-5 to fine-tune)",
-        "resume": "continue the checkpoint at --output (default: the newest trained one) and "
-        "its optimiser state",
-        "reset_optimizer": "with --resume: keep the weights, start the optimiser's moments afresh "
-        "(the iteration count goes on from training.json); for a state that does not fit",
-        "batch_size": "time windows per iteration (default: one per device)",
-        "precision": PRECISION_HELP,
-        "mesh_size": "--random: mesh refinements",
-        "latent_size": "--random: latent width",
-        "gnn_msg_steps": "--random: message-passing steps on the mesh",
-        "hidden_layers": "--random: hidden layers per MLP",
-        "levels": "--random: 13 or 37 pressure levels",
-    }
-)
+TRAINING_HELP = {
+    "params": "checkpoint .npz to start from (default: the one in <data>/params)",
+    "random": "start from random weights instead of a checkpoint",
+    "dataset": "example dataset .nc to train on (default: the best fit in <data>/dataset)",
+    "steps": "autoregressive 6-hour steps in the loss (default 1)",
+    "iterations": "optimiser iterations (default 10); with --steps-schedule: stop after this "
+    "many (default: the whole schedule; --resume goes on)",
+    "output": "checkpoint .npz to write (default: <data>/outputs/<run>/params.npz)",
+    "data_dir": DATA_DIR_HELP,
+    "stats_dir": "folder with the three statistics files (default: <data>/stats)",
+    "learning_rate": "AdamW's peak rate (default 1e-3, which suits random weights; ~1e-5 to "
+    "fine-tune)",
+    "resume": "continue the checkpoint at --output (default: the newest trained one): its "
+    "optimiser state, and an unfinished plan from its data position",
+    "reset_optimizer": "with --resume: keep the weights, start the optimiser's moments afresh "
+    "(the iteration count goes on from training.json); for a state that does not fit",
+    "batch_size": "time windows per iteration over all devices (default: one per device)",
+    "precision": PRECISION_HELP,
+    "mesh_size": "--random: mesh refinements",
+    "latent_size": "--random: latent width",
+    "gnn_msg_steps": "--random: message-passing steps on the mesh",
+    "hidden_layers": "--random: hidden layers per MLP",
+    "levels": "--random: 13 or 37 pressure levels",
+    "source": "dataset (a dataset file, default) or era5 (windows read from an ERA5 store)",
+    "init_start": "--source era5: the first initialisation time trained on (2022-01-01T00)",
+    "init_end": "--source era5: the last initialisation time trained on",
+    "init_every": "--source era5: spacing of the initialisation times (default 6h)",
+    "store": "--source era5: auto, arco, wb2, a gs:// Zarr address or a local store",
+    "endpoint": "--source era5: GCS-compatible mirror or emulator URL for gs:// stores",
+    "resolution": "--source era5: grid spacing in degrees (default: the model's)",
+    "steps_schedule": "curriculum as steps:iterations,… e.g. 1:1000,2:300,3:300 (the loss's "
+    "steps grow phase by phase)",
+    "validation_start": "--source era5: first initialisation time of a held-out validation range",
+    "validation_end": "--source era5: last initialisation time of the validation range",
+    "validate_every": "score the validation range every N iterations (0: at the end)",
+    "lr_schedule": "constant (default) or cosine: half-cosine decay to --final-learning-rate",
+    "warmup_iterations": "linear warm-up from 0 to --learning-rate over N iterations",
+    "final_learning_rate": "the rate a cosine schedule ends at (default 0)",
+    "checkpoint_every": "save weights, optimiser state and data position every N iterations "
+    "(0: at the end)",
+    "seed": "the loader's shuffle seed",
+    "prefetch": "batches read ahead in background threads (0: none)",
+    "coordinator": "multi-process training: HOST:PORT of process 0 (the same on every "
+    "process), or auto on SLURM / Open MPI / Cloud TPU",
+    "num_processes": "multi-process training: how many processes train together",
+    "process_id": "multi-process training: this process's index (0 writes the files)",
+    "heartbeat_timeout": "multi-process training: seconds of silence after which a process "
+    "counts as dead and the job ends",
+}
+
+
+@gz_task(help=TRAINING_HELP)
 def run_training(
     c, params: Optional[str] = None, random: bool = False, dataset: Optional[str] = None,
-    steps: int = 1, iterations: int = 10, output: Optional[str] = None,
+    steps: int = 0, iterations: int = 0, output: Optional[str] = None,
     data_dir: Optional[str] = None, stats_dir: Optional[str] = None,
-    learning_rate: str = "1e-3", resume: bool = False, batch_size: int = 0,
+    learning_rate: str = "", resume: bool = False, batch_size: int = 0,
     precision: str = "auto", mesh_size: int = 4, latent_size: int = 32, gnn_msg_steps: int = 4,
     hidden_layers: int = 1, levels: int = 13, reset_optimizer: bool = False,
+    source: str = "dataset", init_start: str = "", init_end: str = "", init_every: str = "6h",
+    store: str = "auto", endpoint: Optional[str] = None, resolution: float = 0.0,
+    steps_schedule: str = "", validation_start: str = "", validation_end: str = "",
+    validate_every: int = 0, lr_schedule: str = "", warmup_iterations: int = 0,
+    final_learning_rate: str = "", checkpoint_every: int = 0, seed: int = 0, prefetch: int = 2,
+    coordinator: str = "", num_processes: int = 0, process_id: int = 0,
+    heartbeat_timeout: int = 60,
 ):  # fmt: skip
-    """Train GraphCast for a few iterations and save a checkpoint in the official format."""
+    """Train GraphCast on a dataset or an ERA5 store; save a checkpoint in the official format."""
     from graphcast_zero import workflow
+    from graphcast_zero.distributed import DistributedOptions
 
     random_model = workflow.RandomModel(
         mesh_size=mesh_size, latent_size=latent_size, gnn_msg_steps=gnn_msg_steps,
         hidden_layers=hidden_layers, levels=levels,
     )  # fmt: skip
+    era5 = workflow.training_source(
+        source, init_start=init_start, init_end=init_end, init_every=init_every, store=store,
+        endpoint=endpoint, resolution=resolution or None, validation_start=validation_start,
+        validation_end=validation_end,
+    )  # fmt: skip
+    plan = workflow.PlanOptions(
+        steps=steps or None, iterations=iterations or None, steps_schedule=steps_schedule or None,
+        learning_rate=learning_rate or None, lr_schedule=lr_schedule or None,
+        warmup_iterations=warmup_iterations or None,
+        final_learning_rate=final_learning_rate or None, batch_size=batch_size or None,
+        seed=seed or None,
+    )  # fmt: skip
+    processes = None
+    if coordinator:
+        processes = DistributedOptions(
+            coordinator, num_processes or None, process_id, heartbeat_timeout_s=heartbeat_timeout
+        )
     workflow.run_training(
         data_paths(c, data_dir), params=params, random=random, random_model=random_model,
-        dataset=dataset, stats_dir=stats_dir, steps=steps, iterations=iterations,
-        learning_rate=learning_rate, batch_size=batch_size or None, precision=precision,
-        output=output, resume=resume, reset_optimizer=reset_optimizer,
+        dataset=dataset, stats_dir=stats_dir, era5=era5, plan=plan, precision=precision,
+        cadence=workflow.Cadence(checkpoint_every, validate_every, prefetch),
+        output=output, resume=resume, reset_optimizer=reset_optimizer, processes=processes,
     )  # fmt: skip
 
 

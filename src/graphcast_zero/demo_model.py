@@ -97,7 +97,7 @@ class SyntheticWindows(Sequence):
     """Training windows made on demand from the generator, ``windows_per_trajectory`` a trajectory.
 
     A window takes ~4 MB, so the recipe's 2000 would take 8 GB at once; this sequence keeps one
-    trajectory's windows in memory and serves ``train_loop.train``, which reads them in order.
+    trajectory's windows in memory and serves ``train_loop.train`` its batches in order.
     """
 
     def __init__(self, recipe: Recipe, predictor, count: int):
@@ -215,11 +215,10 @@ def train_demo_model(
         params,
         optimizer,
         optimizer.init(params),
-        windows=SyntheticWindows(recipe, predictor, count),
+        batches=iter(SyntheticWindows(recipe, predictor, count)),  # in order, one per batch
         iterations=count,
-        batch_size=1,
         placement=train_loop.Placement.over_all_devices(),
-        on_iteration=on_iteration,
+        on_iteration=on_iteration and (lambda state: on_iteration(state.iteration, state.loss)),
     )
     checkpoint = dataclasses.replace(
         start,

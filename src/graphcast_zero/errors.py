@@ -20,3 +20,7 @@ class CheckpointError(InputError):
 
 class FetchError(GraphCastZeroError):
     """The bucket or a mirror could not be reached or served a bad file."""
+
+
+class DistributedError(GraphCastZeroError):
+    """A process of a multi-process training job died or hung, so the job cannot go on."""

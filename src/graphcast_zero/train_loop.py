@@ -1,22 +1,27 @@
-"""The training loop: the optimiser and its step, batches of time windows, data-parallel placement.
+"""The training loop: the optimiser and its step, time windows, data-parallel placement.
 
 :mod:`graphcast_zero.loss` defines the loss; this module steps the optimiser on it. Like the rest
-of the model core it opens no files: :mod:`graphcast_zero.optimizer_state` keeps the optimiser
-state on disk. Example datasets hold one batch, so a batch here is built from several sliding time windows of
-the dataset (each ``input frames + steps`` long), read one window at a time when a batch needs it. With more than one device the batch axis is
-split across a ``Mesh(("batch",))`` and parameters are replicated: ``jax.jit`` then partitions the
-step and averages gradients across devices by itself. Arrays are made with
-``jax.make_array_from_callback``, so the same code runs on several hosts after
-``jax.distributed.initialize()`` (each host reads the same dataset and supplies its own shards).
+of the model core it opens no files and prints nothing: batches come in from an iterator
+(:mod:`graphcast_zero.loader` draws them), and the caller's ``on_iteration`` hook sees every
+iteration's loss and state, to show progress, score a validation set or save a checkpoint. A
+training window is ``input frames + steps`` consecutive frames; :class:`TimeWindows` serves those
+of a dataset, reading each only when it is used. With more than one device the batch axis is
+split across a ``Mesh(("batch",))`` and parameters are replicated: ``jax.jit`` then partitions
+the step and averages gradients across devices by itself. Batches are placed with
+``jax.make_array_from_process_local_data``, so the same code runs on several processes after
+``jax.distributed.initialize`` (:mod:`graphcast_zero.distributed`): each process supplies only
+its own rows of the global batch.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import xarray as xr
@@ -25,7 +30,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from graphcast_zero import data
 from graphcast_zero.config import TaskConfig
 from graphcast_zero.errors import InputError
-from graphcast_zero.loss import loss_and_grads
+from graphcast_zero.loss import loss_and_diagnostics, loss_and_grads
 from graphcast_zero.predictor import Predictor
 
 Arrays = dict[str, np.ndarray]  # {variable: [batch, time, lat, lon, channels]}
@@ -39,18 +44,34 @@ def default_optimizer(learning_rate: float = 1e-4, clip_norm: Optional[float] = 
 
 
 def make_train_step(predictor: Predictor, optimizer, remat: bool = False):
-    """A jitted ``(params, opt_state, constants, inputs, targets, forcings) -> (params,
-    opt_state, loss, diagnostics)`` optimiser step."""
+    """A jitted ``(params, opt_state, constants, inputs, targets, forcings, rate_scale=1.0) ->
+    (params, opt_state, loss, diagnostics)`` optimiser step.
 
-    def train_step(params, opt_state, constants, inputs, targets, forcings):
+    ``rate_scale`` multiplies the optimiser's update (AdamW's whole update, weight decay included,
+    is proportional to its rate), so a learning-rate schedule evaluated by the caller changes no
+    optimiser state: states saved with or without a schedule fit each other.
+    """
+
+    def train_step(params, opt_state, constants, inputs, targets, forcings, rate_scale=1.0):
         (loss, diagnostics), grads = loss_and_grads(
             predictor, params, constants, inputs, targets, forcings, remat
         )
         updates, opt_state = optimizer.update(grads, opt_state, params)
+        updates = jax.tree.map(lambda u: u * jnp.asarray(rate_scale, u.dtype), updates)
         params = optax.apply_updates(params, updates)
         return params, opt_state, loss, diagnostics
 
     return jax.jit(train_step)
+
+
+def make_eval_step(predictor: Predictor):
+    """A jitted ``(params, constants, inputs, targets, forcings) -> loss``: the training loss
+    without gradients, for a validation set."""
+
+    def eval_step(params, constants, inputs, targets, forcings):
+        return loss_and_diagnostics(predictor, params, constants, inputs, targets, forcings)[0]
+
+    return jax.jit(eval_step)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,9 +119,17 @@ class TimeWindows(Sequence):
         if not 0 <= index < len(self):
             raise IndexError(index)
         start, member = divmod(index, self.members)
-        parts = data.forecast_window(self.dataset, self.task_config, self.steps, start=start)
-        inputs, targets, forcings = (data.dataset_to_arrays(part) for part in parts)
-        return Window(*(_member(a, member) for a in (inputs, targets, forcings)))
+        window = make_window(self.dataset, self.task_config, self.steps, start)
+        return Window(
+            *(_member(a, member) for a in (window.inputs, window.targets, window.forcings))
+        )
+
+
+def make_window(dataset: xr.Dataset, task_config: TaskConfig, steps: int, start: int = 0) -> Window:
+    """The window of ``steps`` targets whose first frame is ``start``, as model arrays (every
+    batch member of the dataset)."""
+    parts = data.forecast_window(dataset, task_config, steps, start=start)
+    return Window(*(data.dataset_to_arrays(part) for part in parts))
 
 
 def time_windows(dataset: xr.Dataset, predictor: Predictor, steps: int) -> TimeWindows:
@@ -111,19 +140,6 @@ def time_windows(dataset: xr.Dataset, predictor: Predictor, steps: int) -> TimeW
 def _member(arrays: Arrays, member: int) -> Arrays:
     # Static variables have batch size 1 in every member.
     return {n: v[min(member, v.shape[0] - 1)][None] for n, v in arrays.items()}
-
-
-def batch_of(windows: Sequence[Window], iteration: int, batch_size: int) -> Window:
-    """The windows of one iteration, cycling through all of them, stacked on the batch axis."""
-    chosen = [windows[(iteration * batch_size + j) % len(windows)] for j in range(batch_size)]
-
-    def stack(part: str) -> Arrays:
-        return {
-            n: np.concatenate([getattr(w, part)[n] for w in chosen])
-            for n in getattr(chosen[0], part)
-        }
-
-    return Window(stack("inputs"), stack("targets"), stack("forcings"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,12 +161,16 @@ class Placement:
         return jax.tree.map(lambda leaf: _global(np.asarray(leaf), sharding), tree)
 
     def batched(self, arrays: Arrays) -> Arrays:
+        """This process's rows of a global batch, as global arrays split over the mesh."""
         sharding = NamedSharding(self.mesh, PartitionSpec("batch"))
-        return {n: _global(v, sharding) for n, v in arrays.items()}
+        return {
+            n: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+            for n, v in arrays.items()
+        }
 
 
 def _global(value: np.ndarray, sharding: NamedSharding) -> jax.Array:
-    # Each process supplies only the shards its devices hold (multi-host safe).
+    # Every process holds the whole value and supplies the shards its devices hold.
     return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
 
 
@@ -159,6 +179,26 @@ def check_batch_size(batch_size: int, num_devices: int) -> None:
         raise InputError(
             f"--batch-size {batch_size} must be a positive multiple of the {num_devices} devices"
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class IterationState:
+    """What the ``on_iteration`` hook sees after an optimiser step.
+
+    Attributes:
+      iteration: iterations done, earlier runs' included.
+      loss: the loss before this step's update.
+      params, opt_state: after the update, placed on the devices.
+      data_wait_s: seconds this iteration waited for its batch.
+      step_s: seconds from having the batch to having the loss (placing it, computing).
+    """
+
+    iteration: int
+    loss: float
+    params: Any
+    opt_state: Any
+    data_wait_s: float
+    step_s: float
 
 
 @dataclasses.dataclass
@@ -176,21 +216,38 @@ def train(
     optimizer,
     opt_state,
     *,
-    windows: Sequence[Window],
+    batches: Iterator[Window],
     iterations: int,
-    batch_size: int,
     placement: Placement,
     first_iteration: int = 0,
-    on_iteration: Optional[Callable[[int, float], None]] = None,
+    rate_scale: Callable[[int], float] = lambda iteration: 1.0,
+    on_iteration: Optional[Callable[[IterationState], None]] = None,
 ) -> LoopResult:
-    """Runs ``iterations`` optimiser steps; the loss reported is the one before each update."""
-    check_batch_size(batch_size, placement.num_devices)
+    """Runs ``iterations`` optimiser steps on the next batches; the loss reported is the one
+    before each update.
+
+    Args:
+      predictor, params, optimizer, opt_state: the model and where its training stands.
+      batches: this process's part of each global batch (windows stacked on the batch axis); a
+        batch's step count may change between iterations (a curriculum): the step is compiled
+        once per count.
+      iterations: optimiser steps to run.
+      placement: the device mesh.
+      first_iteration: iterations done before (the schedule's position).
+      rate_scale: the learning-rate multiplier of each 0-based iteration.
+      on_iteration: called after every step (progress, validation, checkpoints).
+
+    Raises:
+      InputError: the loss stopped being finite.
+    """
     step = make_train_step(predictor, optimizer)
     params, opt_state = placement.replicated(params), placement.replicated(opt_state)
     constants = placement.replicated(predictor.constants())
     losses = []
     for iteration in range(first_iteration, first_iteration + iterations):
-        batch = batch_of(windows, iteration, batch_size)
+        asked = time.perf_counter()
+        batch = next(batches)
+        wait = time.perf_counter() - asked
         params, opt_state, loss, _ = step(
             params,
             opt_state,
@@ -198,13 +255,17 @@ def train(
             placement.batched(batch.inputs),
             placement.batched(batch.targets),
             placement.batched(batch.forcings),
+            rate_scale(iteration),
         )
-        losses.append(float(loss))
+        losses.append(float(loss))  # waits for the step: the next batch is read meanwhile
+        computed = time.perf_counter() - asked - wait
         if not np.isfinite(losses[-1]):
             raise InputError(
                 f"training loss became {losses[-1]} at iteration {iteration + 1}: lower "
                 "--learning-rate"
             )
         if on_iteration is not None:
-            on_iteration(iteration + 1, losses[-1])
+            on_iteration(
+                IterationState(iteration + 1, losses[-1], params, opt_state, wait, computed)
+            )
     return LoopResult(params=params, opt_state=opt_state, losses=losses)

@@ -111,7 +111,7 @@ DATA_PARALLEL = """
 import json, sys
 import jax, numpy as np
 from pathlib import Path
-from graphcast_zero import loss, train_loop, workflow
+from graphcast_zero import loader, loss, train_loop, workflow
 from graphcast_zero.checkpoint import load_checkpoint
 from graphcast_zero.paths import DataPaths
 from graphcast_zero.predictor import build_predictor
@@ -124,7 +124,7 @@ predictor = build_predictor(setup.checkpoint.model_config, setup.checkpoint.task
                             setup.statistics, setup.dataset.lat.values, setup.dataset.lon.values,
                             precision="float32")
 windows = train_loop.time_windows(setup.dataset, predictor, 1)
-batch = train_loop.batch_of(windows, 0, 2)
+batch = next(loader.Batches(windows, 2, 1, seed=0))  # run_training's first batch
 placed = train_loop.Placement.over_all_devices().batched(batch.inputs)
 one = jax.devices()[0]
 on_one = lambda tree: jax.device_put(tree, one)

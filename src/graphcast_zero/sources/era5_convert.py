@@ -5,6 +5,8 @@ stores is exactly one chunk), each with a few tries against transient network er
 one by one into a NetCDF file in the official layout as they arrive, so memory holds a few fields
 and never the dataset. The file is chunked by frame: frames past the store's end take no disk and
 read as NaN ("no target"). It is written under a hidden temporary name and renamed when complete.
+:func:`read_dataset` builds the same dataset in memory instead, for training windows
+(:mod:`~graphcast_zero.sources.era5_windows`).
 """
 
 from __future__ import annotations
@@ -65,6 +67,27 @@ def convert(
             _put_computed_solar(out, plan)
         bar.close()
     return destination
+
+
+def read_dataset(store: xr.Dataset, plan: ConversionPlan, *, tries: int = TRIES) -> xr.Dataset:
+    """The planned dataset in memory, in the official layout, its fields read one by one.
+
+    For training windows: each is a few frames, read in a loader's background thread (the loader
+    reads several windows at once, so the reads of one window need no pool of their own).
+
+    Raises:
+      FetchError: a read still failed after ``tries`` tries.
+    """
+    skeleton = _skeleton(plan)
+    sizes = {"batch": 1, **{dim: skeleton.sizes[dim] for dim in ("time", "level", "lat", "lon")}}
+    out = {
+        name: np.full([sizes[d] for d in _official_dims(name)], np.nan, np.float32)
+        for name in VARIABLE_ORDER
+    }
+    for field in plan.fields:
+        _put(out, field, _read_field(store, plan, field, tries)[1])
+    _put_computed_solar(out, plan)
+    return skeleton.assign({name: (_official_dims(name), out[name]) for name in VARIABLE_ORDER})
 
 
 def _byte_shares(plan: ConversionPlan) -> dict[Field, float]:
@@ -135,14 +158,12 @@ def _with_tries(read: Callable[[], np.ndarray], tries: int, plan: ConversionPlan
     raise AssertionError("unreachable")
 
 
-def _write_skeleton(plan: ConversionPlan, path: Path) -> None:
-    """Coordinates and attributes with xarray (it encodes the times), the variables with netCDF4."""
-    import netCDF4
-
+def _skeleton(plan: ConversionPlan) -> xr.Dataset:
+    """The dataset's coordinates and attributes, without variables."""
     request = plan.request
     frames = request.frame_times()
     offsets = (frames - frames[0]).values  # [time] timedelta64
-    skeleton = xr.Dataset(
+    return xr.Dataset(
         coords={
             "lat": plan.lat().astype(np.float32),
             "lon": plan.lon().astype(np.float32),
@@ -162,11 +183,18 @@ def _write_skeleton(plan: ConversionPlan, path: Path) -> None:
             "resolution": float(request.resolution),
         },
     )
+
+
+def _write_skeleton(plan: ConversionPlan, path: Path) -> None:
+    """Coordinates and attributes with xarray (it encodes the times), the variables with netCDF4."""
+    import netCDF4
+
+    frames = plan.request.frame_times()
     encoding = {
         "time": {"units": "hours", "dtype": "int64"},
         "datetime": {"units": f"hours since {frames[0]:%Y-%m-%d %H:%M:%S}", "dtype": "int64"},
     }
-    skeleton.to_netcdf(path, encoding=encoding, engine="netcdf4")
+    _skeleton(plan).to_netcdf(path, encoding=encoding, engine="netcdf4")
     with netCDF4.Dataset(path, "a") as out:
         for name in VARIABLE_ORDER:
             dims = _official_dims(name)

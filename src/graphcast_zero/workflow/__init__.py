@@ -17,7 +17,11 @@ Submodules, by concern:
 - :mod:`~graphcast_zero.workflow.run_info`: package versions and devices for the run records.
 - :mod:`~graphcast_zero.workflow.inference`: ``run_inference``.
 - :mod:`~graphcast_zero.workflow.scoring`: ``score_run``, ``run_evaluate``, ``run_plot``, pictures.
-- :mod:`~graphcast_zero.workflow.train`: ``run_training`` in four phases.
+- :mod:`~graphcast_zero.workflow.train`: ``run_training`` in four phases, with
+  :mod:`~graphcast_zero.workflow.train_data` (a dataset file's or an ERA5 store's windows),
+  :mod:`~graphcast_zero.workflow.train_plan` (curriculum, learning rate, resuming a plan),
+  :mod:`~graphcast_zero.workflow.train_session` (the loop's hook: progress, validation,
+  checkpoints) and :mod:`~graphcast_zero.workflow.train_records` (the files a run writes).
 - :mod:`~graphcast_zero.workflow.demo_run`: ``run_demo``.
 
 Everything is re-exported here, so ``from graphcast_zero import workflow; workflow.run_inference``
@@ -54,25 +58,30 @@ from graphcast_zero.workflow.train import (
     HISTORY,
     OPTIMIZER_STATE,
     TRAINED,
+    Cadence,
     TrainingFiles,
     TrainingInputs,
-    TrainingPlan,
     TrainingResult,
     build_training_predictor,
     choose_training_inputs,
     run_training,
-    save_training,
     train_predictor,
 )
+from graphcast_zero.workflow.train_data import Era5Training, training_source
+from graphcast_zero.workflow.train_plan import PlanOptions, TrainingPlan
+from graphcast_zero.workflow.train_records import save_training
 
 __all__ = [
     "CHART_LEVEL",
+    "Cadence",
+    "Era5Training",
     "HISTORY",
     "InferenceResult",
     "Log",
     "MAP_VARIABLE",
     "OPTIMIZER_STATE",
     "PREDICTIONS",
+    "PlanOptions",
     "RECORDED_PACKAGES",
     "RUN_INFO",
     "RandomModel",
@@ -106,6 +115,7 @@ __all__ = [
     "score_run",
     "staged_folder",
     "train_predictor",
+    "training_source",
     "use_compilation_cache",
     "write_pictures",
 ]

@@ -15,6 +15,7 @@ import xarray as xr
 
 from graphcast_zero import sources, validation
 from graphcast_zero.checkpoint import Checkpoint, load_checkpoint
+from graphcast_zero.config import TaskConfig
 from graphcast_zero.paths import DataPaths, PathLike
 from graphcast_zero.statistics import Statistics, load_statistics
 from graphcast_zero.workflow.choosing import choose_dataset, choose_params
@@ -56,8 +57,16 @@ def load_setup(
         steps = max(validation.available_steps(frame, task), 1)
     name = dataset_path.name
     validation.check_dataset(frame, name, checkpoint.model_config, task, steps)
+    statistics, stats_dir = load_checked_statistics(paths, stats_dir, task)
+    scored = min(steps, validation.target_steps(frame, task))
+    return Setup(checkpoint, params_path, statistics, stats_dir, frame, dataset_path, steps, scored)
+
+
+def load_checked_statistics(
+    paths: DataPaths, stats_dir: Optional[PathLike], task: TaskConfig
+) -> tuple[Statistics, Path]:
+    """The statistics in ``stats_dir`` (default ``<data>/stats``), checked to cover the task."""
     stats_dir = Path(stats_dir) if stats_dir else paths.stats
     statistics = load_statistics(stats_dir)
     validation.check_statistics(statistics, task, stats_dir)
-    scored = min(steps, validation.target_steps(frame, task))
-    return Setup(checkpoint, params_path, statistics, stats_dir, frame, dataset_path, steps, scored)
+    return statistics, stats_dir

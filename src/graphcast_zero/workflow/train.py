@@ -1,72 +1,98 @@
-"""The training task: choose the inputs, build the predictor, train it, save it.
+"""The training task: choose the inputs and the plan, build the predictor, train it, save it.
 
-Each phase is one function: :func:`choose_training_inputs` (the starting checkpoint, the checked
-dataset and statistics, the checkpoint to write), :func:`build_training_predictor`,
-:func:`train_predictor` (the loop of :mod:`graphcast_zero.train_loop` with progress, resuming
-the optimiser state) and :func:`save_training` (checkpoint in the official format, optimiser
-state, loss chart, ``training.json``). :func:`run_training` chains them.
+Each phase is one function: :func:`choose_training_inputs` (the starting checkpoint, the training
+data (a dataset file, or an ERA5 store's windows, :mod:`~graphcast_zero.workflow.train_data`), the
+statistics, the checkpoint to write, and the plan, new or continued,
+:mod:`~graphcast_zero.workflow.train_plan`), :func:`build_training_predictor` and
+:func:`train_predictor` (the loop of :mod:`graphcast_zero.train_loop` fed by the loader of
+:mod:`graphcast_zero.loader`, with progress, validation and checkpoints written every
+``--checkpoint-every`` iterations, :mod:`~graphcast_zero.workflow.train_records`).
+:func:`run_training` chains them, first joining a multi-process job when asked
+(:mod:`graphcast_zero.distributed`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
-import json
+import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import numpy as np
 
-from graphcast_zero import sources, validation
+from graphcast_zero import distributed, validation
 from graphcast_zero.checkpoint import Checkpoint, load_checkpoint
-from graphcast_zero.errors import InputError
+from graphcast_zero.errors import DistributedError, InputError
 from graphcast_zero.paths import DataPaths, PathLike
 from graphcast_zero.predictor import Predictor
+from graphcast_zero.statistics import Statistics
 from graphcast_zero.workflow.choosing import choose_params, newest_file, newest_run
 from graphcast_zero.workflow.compile_cache import use_compilation_cache
-from graphcast_zero.workflow.inputs import Setup, load_setup
-from graphcast_zero.workflow.options import Log, RandomModel, positive_number, precision_option
-from graphcast_zero.workflow.run_folder import staged_folder
-from graphcast_zero.workflow.run_info import environment_info
+from graphcast_zero.workflow.inputs import load_checked_statistics, load_setup
+from graphcast_zero.workflow.options import Log, RandomModel, precision_option
+from graphcast_zero.workflow.train_data import (
+    Era5Training,
+    FileData,
+    TrainingData,
+    check_file_data,
+    open_store_data,
+)
+from graphcast_zero.workflow.train_plan import (
+    PlanOptions,
+    TrainingPlan,
+    continued_plan,
+    new_plan,
+    recorded_plan,
+)
+from graphcast_zero.workflow.train_records import (
+    HISTORY,
+    OPTIMIZER_STATE,
+    TRAINED,
+    DataWait,
+    read_history,
+    recorded_iterations,
+)
 
-TRAINED = "params.npz"
-OPTIMIZER_STATE = "optimizer_state.npz"
-HISTORY = "training.json"
+__all__ = ["HISTORY", "OPTIMIZER_STATE", "TRAINED"]
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainingPlan:
-    """How to train: the loss's steps, the optimiser's iterations and rate, the batch.
+class Cadence:
+    """How often a run scores its validation set and saves, and how far its loader reads ahead.
 
     Attributes:
-      steps: autoregressive 6-hour steps in the loss.
-      iterations: optimiser steps to run.
-      learning_rate: AdamW's rate.
-      batch_size: windows per step; None is one per device.
+      checkpoint_every: save every this many iterations (0: at the end only).
+      validate_every: score the validation set every this many iterations (0: at the end only).
+      prefetch: batches read ahead in background threads (0: read in the loop).
     """
 
-    steps: int = 1
-    iterations: int = 10
-    learning_rate: float = 1e-3
-    batch_size: Optional[int] = None
+    checkpoint_every: int = 0
+    validate_every: int = 0
+    prefetch: int = 2
+
+    def check(self) -> None:
+        for option in ("checkpoint_every", "validate_every", "prefetch"):
+            if getattr(self, option) < 0:
+                flag = option.replace("_", "-")
+                raise InputError(f"--{flag} must be 0 or more, not {getattr(self, option)}")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainingFiles:
-    """The options that choose what training starts from and where it writes.
+    """The options that choose what training starts from, trains on and writes.
 
     Attributes:
       params: checkpoint to start from (default: the newest in ``<data>/params``).
       random: start from random weights with the architecture ``random_model``.
       random_model: the architecture and seed of ``random`` weights (default ``RandomModel()``).
       dataset, stats_dir: training data and statistics (defaults from the data folder).
+      era5: train on an ERA5 store's windows instead of a dataset file.
       output: the checkpoint to write (default ``<data>/outputs/<timestamp>-train/params.npz``).
       resume: continue from ``output`` (default: the newest trained checkpoint), with its
-        optimiser state.
+        optimiser state and, for an unfinished plan, its data position.
       reset_optimizer: with ``resume``, continue the weights but start the optimiser's moments
-        afresh; the iteration count continues from ``training.json`` (0 without one). For a
-        saved state that does not fit (another optimiser or model) or is lost.
+        afresh; the iteration count continues from ``training.json`` (0 without one).
     """
 
     params: Optional[PathLike] = None
@@ -74,6 +100,7 @@ class TrainingFiles:
     random_model: Optional[RandomModel] = None
     dataset: Optional[PathLike] = None
     stats_dir: Optional[PathLike] = None
+    era5: Optional[Era5Training] = None
     output: Optional[PathLike] = None
     resume: bool = False
     reset_optimizer: bool = False
@@ -81,34 +108,44 @@ class TrainingFiles:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingInputs:
-    """What a training run starts from and where it writes.
+    """What a training run starts from, trains on and writes, and its plan.
 
     Attributes:
       start: the checkpoint whose weights are trained.
-      setup: the dataset and statistics, checked against ``start``.
+      data: the training (and validation) windows.
+      statistics, stats_dir: the normalisation statistics, checked against ``start``.
       target: the checkpoint to write; its folder receives the other files.
+      plan: the plan this run follows.
+      done: iterations the weights have done before this run.
+      data_position: where the loader continues an unfinished plan (None: its beginning).
       resume: whether training continues ``target``.
-      reset_optimizer: whether a resumed run starts the optimiser afresh (else its saved state
-        continues).
+      reset_optimizer: whether a resumed run starts the optimiser afresh.
     """
 
     start: Checkpoint
-    setup: Setup
+    data: TrainingData
+    statistics: Statistics
+    stats_dir: Path
     target: Path
+    plan: TrainingPlan
+    done: int = 0
+    data_position: Optional[dict] = None
     resume: bool = False
     reset_optimizer: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainedWeights:
-    """What the loop left: host parameters, optimiser state and losses, and how it ran."""
+    """What the loop left: host parameters, optimiser state, losses and scores, and how it ran."""
 
     params: Any
     opt_state: Any
     losses: list[float]
-    iterations_done: int  # all iterations, earlier runs' included when resuming
+    iterations_done: int  # all iterations, earlier runs' included
     num_devices: int
     batch_size: int
+    validation: list[dict]
+    data_wait: DataWait
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +157,8 @@ class TrainingResult:
     iterations_done: int
     num_devices: int
     batch_size: int
+    validation: list[dict] = dataclasses.field(default_factory=list)
+    data_wait: DataWait = DataWait()
 
 
 def run_training(
@@ -130,79 +169,107 @@ def run_training(
     random_model: Optional[RandomModel] = None,
     dataset: Optional[PathLike] = None,
     stats_dir: Optional[PathLike] = None,
-    steps: int = 1,
-    iterations: int = 10,
-    learning_rate: Union[float, str] = 1e-3,
+    era5: Optional[Era5Training] = None,
+    steps: Optional[int] = None,
+    iterations: Optional[int] = None,
+    learning_rate=None,
     batch_size: Optional[int] = None,
+    plan: Optional[PlanOptions] = None,
+    cadence: Cadence = Cadence(),
     precision: str = "auto",
     output: Optional[PathLike] = None,
     resume: bool = False,
     reset_optimizer: bool = False,
+    processes: Optional[distributed.DistributedOptions] = None,
     progress: bool = True,
     log: Log = print,
 ) -> TrainingResult:
-    """Trains for ``iterations`` optimiser steps and saves a checkpoint in the official format.
+    """Trains the plan's iterations and saves a checkpoint in the official format.
 
     Args:
       paths: the data folder.
-      params, random, random_model, dataset, stats_dir: what to start from and train on, as in
-        :class:`TrainingFiles`.
-      steps: autoregressive steps in the loss.
-      iterations: optimiser steps to run.
-      learning_rate: AdamW's rate.
-      batch_size: windows per step (default: one per device); a multiple of the device count.
+      params, random, random_model, dataset, stats_dir, era5: what to start from and train on,
+        as in :class:`TrainingFiles`.
+      steps, iterations, learning_rate, batch_size: a one-phase plan's options (they fill in the
+        fields of ``plan`` left unset).
+      plan: the plan's options (:class:`~graphcast_zero.workflow.train_plan.PlanOptions`).
+      cadence: validation and checkpoint intervals, and read-ahead.
       precision: ``auto`` (bfloat16 on accelerators, float32 on CPUs), ``bfloat16`` or
         ``float32``.
       output, resume, reset_optimizer: where to write, whether to continue there and with
         which optimiser state (:class:`TrainingFiles`).
+      processes: join a multi-process training job first (every process runs this function
+        with its own ``process_id``; process 0 writes the files).
       progress: show a progress bar with the loss.
       log: where to print messages.
 
     Raises:
       InputError: for options or files that do not fit, before anything compiles; when resuming,
         also for a saved optimiser state that does not fit the model (see ``reset_optimizer``).
+      DistributedError: another process of the job died or stopped answering.
     """
-    import jax
-
-    precision = precision_option(precision)
-    if iterations < 1:
-        raise InputError(f"--iterations must be at least 1, not {iterations}")
-    plan = TrainingPlan(
-        steps=steps,
-        iterations=iterations,
-        learning_rate=positive_number(learning_rate, "--learning-rate"),
-        batch_size=batch_size,
-    )
+    if processes is not None:
+        process = processes.process_id if processes.coordinator != distributed.AUTO else None
+        name = f"train-process-{process if process is not None else os.getpid()}.log"
+        distributed.send_native_logs_to(paths.cache / "logs" / name)
+        distributed.initialize(processes)
+    options = dataclasses.replace(
+        plan or PlanOptions(),
+        **{k: v for k, v in (("steps", steps), ("iterations", iterations),
+                              ("learning_rate", learning_rate), ("batch_size", batch_size))
+           if v is not None},
+    )  # fmt: skip
     files = TrainingFiles(
         params=params, random=random, random_model=random_model, dataset=dataset,
-        stats_dir=stats_dir, output=output, resume=resume, reset_optimizer=reset_optimizer,
+        stats_dir=stats_dir, era5=era5, output=output, resume=resume,
+        reset_optimizer=reset_optimizer,
     )  # fmt: skip
-    inputs = choose_training_inputs(paths, files, steps=steps)
+    try:
+        return _train_and_save(paths, files, options, cadence, precision, progress, log)
+    except BaseException:
+        if distributed.process_count() > 1:
+            distributed.abandon_job()  # exit without JAX's shutdown, which peers cannot join
+        raise
+
+
+def _train_and_save(paths, files, options, cadence, precision, progress, log) -> TrainingResult:
+    precision = precision_option(precision)
+    cadence.check()
+    inputs = choose_training_inputs(paths, files, options)
     use_compilation_cache(paths.cache / "jax")
     predictor = build_training_predictor(paths, inputs, precision)
-    trained = train_predictor(predictor, inputs, plan, progress=progress)
-    if jax.process_index() == 0:  # one writer when several hosts train together
-        save_training(inputs, trained, plan)
-    log(f"Loss {trained.losses[0]:.4g} -> {trained.losses[-1]:.4g} over {iterations} iterations "
-        f"({trained.iterations_done} in all) on {trained.num_devices} device(s); checkpoint: "
-        f"{inputs.target}")  # fmt: skip
+    writer = distributed.process_index() == 0
+    log = log if writer else _quiet
+    trained = train_predictor(predictor, inputs, cadence, progress=progress and writer, log=log)
+    first, last = trained.losses[0], trained.losses[-1]
+    ran = len(trained.losses)
+    wait = trained.data_wait
+    log(f"Loss {first:.4g} -> {last:.4g} over {ran} iterations ({trained.iterations_done} in "
+        f"all) on {trained.num_devices} device(s); waited for data {100 * wait.fraction:.1f}% of "
+        f"the loop's time ({wait.wait_s:.1f} s of {wait.wait_s + wait.step_s:.1f} s); "
+        f"checkpoint: {inputs.target}")  # fmt: skip
     return TrainingResult(
-        checkpoint_path=inputs.target,
-        losses=trained.losses,
-        iterations_done=trained.iterations_done,
-        num_devices=trained.num_devices,
-        batch_size=trained.batch_size,
-    )
+        checkpoint_path=inputs.target, losses=trained.losses,
+        iterations_done=trained.iterations_done, num_devices=trained.num_devices,
+        batch_size=trained.batch_size, validation=trained.validation, data_wait=wait,
+    )  # fmt: skip
+
+
+def _quiet(message: str) -> None:
+    """Processes other than 0 print nothing: process 0 speaks for the job."""
 
 
 # -------------------------------------------------------------------------------- choose inputs
 
 
-def choose_training_inputs(paths: DataPaths, files: TrainingFiles, *, steps: int) -> TrainingInputs:
-    """The starting checkpoint, the checked dataset and statistics, and the checkpoint to write.
+def choose_training_inputs(
+    paths: DataPaths, files: TrainingFiles, options: Optional[PlanOptions] = None
+) -> TrainingInputs:
+    """The starting checkpoint, the checked data and statistics, the checkpoint to write and the
+    plan. Everything is checked here, before anything compiles."""
+    import jax
 
-    Everything is checked here, before anything compiles; ``steps`` is the loss's step count.
-    """
+    options = options or PlanOptions()
     if files.params and files.random:
         raise InputError("--params and --random exclude each other: keep one")
     if files.resume and (files.params or files.random):
@@ -211,32 +278,56 @@ def choose_training_inputs(paths: DataPaths, files: TrainingFiles, *, steps: int
         )
     if files.reset_optimizer and not files.resume:
         raise InputError("--reset-optimizer only applies with --resume: drop it or add --resume")
+    if files.era5 and files.dataset:
+        raise InputError("--source era5 reads a store, not --dataset: drop one of them")
     target = _training_output(paths, files.output, files.resume)
-    if files.resume:
-        start = load_checkpoint(target)
-    elif files.random:
-        model = files.random_model or RandomModel()
-        start = model.checkpoint(*_dataset_grid(paths, files.dataset))
+    history = read_history(target.parent / HISTORY) if files.resume else {}
+    done = recorded_iterations(history)
+    recorded = recorded_plan(history)
+    devices = jax.device_count()
+    if recorded is not None and done < recorded.end:  # an unfinished plan goes on exactly
+        plan = continued_plan(options, recorded, target.parent)
+        position = history.get("data_position")
     else:
-        start = load_checkpoint(choose_params(paths, files.params))
+        plan, position = new_plan(options, devices, first_iteration=done), None
+    start = _starting_checkpoint(paths, files, target)
+    data, statistics, stats_dir = _training_data(paths, files, start, plan, target)
+    if position is not None and history.get("data") != data.record():
+        raise InputError(
+            f"--resume continues the unfinished run in {target.parent}, which trained on "
+            f"{history.get('data')}: pass the same data options to continue it"
+        )
+    if distributed.process_index() == 0:  # the one process that writes
+        validation.check_writable_folder(target.parent)
+    return TrainingInputs(
+        start=start, data=data, statistics=statistics, stats_dir=stats_dir, target=target,
+        plan=plan, done=done, data_position=position, resume=files.resume,
+        reset_optimizer=files.reset_optimizer,
+    )  # fmt: skip
+
+
+def _starting_checkpoint(paths: DataPaths, files: TrainingFiles, target: Path) -> Checkpoint:
+    if files.resume:
+        return load_checkpoint(target)
+    if files.random:
+        model = files.random_model or RandomModel()
+        return model.checkpoint(*_random_grid(paths, files))
+    return load_checkpoint(choose_params(paths, files.params))
+
+
+def _training_data(
+    paths: DataPaths, files: TrainingFiles, start: Checkpoint, plan: TrainingPlan, target: Path
+) -> tuple[TrainingData, Statistics, Path]:
+    task, steps = start.task_config, plan.curriculum.max_steps
+    if files.era5 is not None:
+        statistics, stats_dir = load_checked_statistics(paths, files.stats_dir, task)
+        data = open_store_data(files.era5, start, steps, plan.batch_size)
+        return data, statistics, stats_dir
     params = target if (files.random or files.resume) else files.params
     setup = load_setup(paths, params, files.dataset, files.stats_dir, steps, start)
-    # Training needs targets: its windows end where the dataset's targets do.
-    usable = validation.target_steps(setup.dataset, start.task_config)
-    if usable < steps:
-        raise InputError(
-            f"dataset {setup.dataset_path.name} holds targets for {usable} steps but the loss "
-            f"needs {steps}: lower --steps or fetch a dataset with targets (an earlier --init)"
-        )
-    validation.check_finite(setup.dataset, start.task_config, usable, setup.dataset_path.name)
-    validation.check_writable_folder(target.parent)
-    return TrainingInputs(
-        start=start,
-        setup=setup,
-        target=target,
-        resume=files.resume,
-        reset_optimizer=files.reset_optimizer,
-    )
+    usable = check_file_data(setup.dataset, setup.dataset_path.name, task, steps)
+    data = FileData(setup.dataset, setup.dataset_path, task, usable)
+    return data, setup.statistics, setup.stats_dir
 
 
 def _training_output(paths: DataPaths, output: Optional[PathLike], resume: bool) -> Path:
@@ -249,14 +340,32 @@ def _training_output(paths: DataPaths, output: Optional[PathLike], resume: bool)
         return output
     if resume:
         return newest_run(paths, TRAINED) / TRAINED
-    return paths.outputs / f"{datetime.datetime.now():%Y%m%d-%H%M%S}-train" / TRAINED
+    return paths.outputs / f"{_run_time():%Y%m%d-%H%M%S}-train" / TRAINED
 
 
-def _dataset_grid(paths: DataPaths, dataset: Optional[PathLike]) -> tuple[np.ndarray, np.ndarray]:
-    """(lat, lon) of the training dataset: random weights are built on its grid."""
+def _run_time() -> datetime.datetime:
+    """Now, or process 0's now when several processes train: one run folder name for all."""
+    now = datetime.datetime.now()
+    if distributed.process_count() == 1:
+        return now
+    from jax.experimental import multihost_utils
+
+    stamp = int(multihost_utils.broadcast_one_to_all(np.int64(now.timestamp())))
+    return datetime.datetime.fromtimestamp(stamp)
+
+
+def _random_grid(paths: DataPaths, files: TrainingFiles) -> tuple[np.ndarray, np.ndarray]:
+    """(lat, lon) random weights are built on: the store's grid, or the dataset's."""
+    from graphcast_zero import sources
+    from graphcast_zero.synthetic import grid
+
+    if files.era5 is not None:
+        if not files.era5.resolution:
+            raise InputError("--random --source era5 needs --resolution (degrees, e.g. 1.0)")
+        return grid(float(files.era5.resolution))
     path = (
-        Path(dataset)
-        if dataset
+        Path(files.dataset)
+        if files.dataset
         else newest_file(paths.dataset, "*.nc", "dataset", "run `invoke fetch-data`")
     )
     frame = sources.open_dataset(path)
@@ -267,122 +376,52 @@ def _dataset_grid(paths: DataPaths, dataset: Optional[PathLike]) -> tuple[np.nda
 
 
 def build_training_predictor(paths: DataPaths, inputs: TrainingInputs, precision: str) -> Predictor:
-    """The predictor of the starting checkpoint on the dataset's grid (graphs from the cache)."""
+    """The predictor of the starting checkpoint on the data's grid (graphs from the cache)."""
     from graphcast_zero.graph_cache import assemble_predictor
 
-    dataset = inputs.setup.dataset
     predictor, _ = assemble_predictor(
-        inputs.start.model_config, inputs.start.task_config, inputs.setup.statistics,
-        dataset["lat"].values, dataset["lon"].values,
+        inputs.start.model_config, inputs.start.task_config, inputs.statistics,
+        inputs.data.lat, inputs.data.lon,
         precision=precision, graphs_folder=paths.cache / "graphs",
     )  # fmt: skip
     return predictor
 
 
 def train_predictor(
-    predictor: Predictor, inputs: TrainingInputs, plan: TrainingPlan, *, progress: bool = True
+    predictor: Predictor,
+    inputs: TrainingInputs,
+    cadence: Cadence = Cadence(),
+    *,
+    progress: bool = True,
+    log: Log = print,
 ) -> TrainedWeights:
-    """Runs the plan's iterations on every time window of the dataset that has targets, with a
-    progress bar; each window is read from the (lazily opened) dataset when a batch needs it.
+    """Runs the plan's remaining iterations (or ``stop_after`` of them), scoring the validation
+    set and saving checkpoints as ``cadence`` says, and saves the result.
 
     A resumed run continues the optimiser state and iteration count saved beside the target, or
     with ``reset_optimizer`` fresh moments and the count ``training.json`` records.
 
     Raises:
-      InputError: a resumed run's saved optimiser state does not fit (without ``reset_optimizer``).
+      InputError: a resumed run's saved optimiser state does not fit (without
+        ``reset_optimizer``), or is not at the iteration ``training.json`` records.
+      DistributedError: another process of the job died or stopped answering.
     """
-    import jax
-    from tqdm.auto import tqdm
-
     from graphcast_zero import train_loop
-    from graphcast_zero.optimizer_state import load_optimizer_state
+    from graphcast_zero.workflow.train_session import TrainingSession
 
-    placement = train_loop.Placement.over_all_devices()
-    batch_size = plan.batch_size or placement.num_devices
-    train_loop.check_batch_size(batch_size, placement.num_devices)
-    usable = validation.target_steps(inputs.setup.dataset, predictor.task_config)
-    windows = train_loop.TimeWindows(
-        inputs.setup.dataset, predictor.task_config, plan.steps, usable
-    )
-    optimizer = train_loop.default_optimizer(plan.learning_rate)
-    opt_state, done = optimizer.init(inputs.start.params), 0
-    if inputs.resume and inputs.reset_optimizer:
-        done = _recorded_iterations(_history(inputs.target.parent / HISTORY))
-    elif inputs.resume:
-        opt_state, done = load_optimizer_state(inputs.target.parent / OPTIMIZER_STATE, opt_state)
-    bar = tqdm(total=plan.iterations, desc="training", unit="it", disable=not progress)
-
-    def report(iteration: int, loss: float) -> None:
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4g}")
-
+    session = TrainingSession(predictor, inputs, cadence, progress=progress, log=log)
     try:
         result = train_loop.train(
-            predictor, inputs.start.params, optimizer, opt_state,
-            windows=windows, iterations=plan.iterations, batch_size=batch_size,
-            placement=placement, first_iteration=done, on_iteration=report,
+            predictor, inputs.start.params, session.optimizer, session.opt_state,
+            batches=session.batches, iterations=session.iterations,
+            placement=session.placement, first_iteration=inputs.done,
+            rate_scale=inputs.plan.rate_scale, on_iteration=session.after_iteration,
         )  # fmt: skip
+    except Exception as error:
+        if distributed.peer_failure(error):
+            distributed.abandon_job()  # said here: the runtime's own fatal line stays in its log
+            raise DistributedError(session.peer_failure_message(error)) from None
+        raise
     finally:
-        bar.close()
-    return TrainedWeights(
-        params=jax.tree.map(np.asarray, result.params),
-        opt_state=result.opt_state,
-        losses=result.losses,
-        iterations_done=done + plan.iterations,
-        num_devices=placement.num_devices,
-        batch_size=batch_size,
-    )
-
-
-# ----------------------------------------------------------------------------------------- save
-
-
-def save_training(inputs: TrainingInputs, trained: TrainedWeights, plan: TrainingPlan) -> None:
-    """Writes the checkpoint, the optimiser state, a loss chart and training.json together.
-
-    The loss history continues the earlier runs' when resuming, cut to the iterations counted.
-    """
-    from graphcast_zero import plotting
-    from graphcast_zero.atomic import write_json
-    from graphcast_zero.checkpoint import save_checkpoint
-    from graphcast_zero.optimizer_state import save_optimizer_state
-
-    target, setup, total = inputs.target, inputs.setup, trained.iterations_done
-    checkpoint = dataclasses.replace(
-        inputs.start,
-        params=trained.params,
-        description=f"{inputs.start.description.split(' | ')[0]} | fine-tuned by graphcast_zero "
-        f"run-training: {total} iterations on {setup.dataset_path.name}",
-    )
-    previous = _history(target.parent / HISTORY).get("losses")
-    losses = list(previous)[: total - len(trained.losses)] if isinstance(previous, list) else []
-    losses += trained.losses
-    with staged_folder(target.parent) as stage:
-        save_checkpoint(checkpoint, stage / target.name)
-        save_optimizer_state(trained.opt_state, total, stage / OPTIMIZER_STATE)
-        plotting.plot_loss_curve(losses, stage / "loss.png")
-        write_json({
-            "format": "graphcast-zero-training/1",
-            "checkpoint": target.name,
-            "dataset": str(setup.dataset_path.absolute()),
-            "stats_dir": str(setup.stats_dir.absolute()),
-            "steps": plan.steps, "learning_rate": plan.learning_rate,
-            "batch_size": trained.batch_size, "devices": trained.num_devices,
-            "iterations": total, "losses": losses,
-            **environment_info(),
-        }, stage / HISTORY)  # fmt: skip
-
-
-def _history(path: Path) -> dict:
-    """What an earlier run recorded in ``training.json``; empty when there is none to read."""
-    with contextlib.suppress(OSError, ValueError):
-        record = json.loads(path.read_text())
-        if isinstance(record, dict):
-            return record
-    return {}
-
-
-def _recorded_iterations(history: dict) -> int:
-    """The iterations ``training.json`` says the weights have done (0 when it says none)."""
-    iterations = history.get("iterations")
-    return iterations if isinstance(iterations, int) and iterations > 0 else 0
+        session.close()
+    return session.finish(result)
