@@ -17,20 +17,17 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from graphcast_zero import solar
 from graphcast_zero.atomic import atomic_path
-from graphcast_zero.config import ATMOSPHERIC_VARIABLES, STATIC_VARIABLES, TOA_RADIATION
 from graphcast_zero.errors import FetchError
 from graphcast_zero.sources.era5_plan import ConversionPlan, Field
-from graphcast_zero.sources.layouts import SURFACE_FIELDS
+from graphcast_zero.sources.official_file import (
+    create_official_file,
+    put_computed_solar,
+    put_field,
+)
 
 TRIES = 3
 RETRY_WAIT_S = 1.0
-# Official variable order, as in DeepMind's example files.
-VARIABLE_ORDER = (
-    *STATIC_VARIABLES, *SURFACE_FIELDS, "total_precipitation_6hr", TOA_RADIATION,
-    *ATMOSPHERIC_VARIABLES,
-)  # fmt: skip
 
 
 def convert(
@@ -60,9 +57,10 @@ def convert(
 
         with netCDF4.Dataset(partial, "a") as out:
             for field, values in _read_all(store, plan, workers, tries):
-                _put(out, field, values)
+                put_field(out, field.name, values, field.frame)
                 bar.update(shares[field])
-            _put_computed_solar(out, plan)
+            frames = plan.request.frame_times()
+            put_computed_solar(out, frames, plan.computed_solar_frames, plan.lat(), plan.lon())
         bar.close()
     return destination
 
@@ -136,67 +134,17 @@ def _with_tries(read: Callable[[], np.ndarray], tries: int, plan: ConversionPlan
 
 
 def _write_skeleton(plan: ConversionPlan, path: Path) -> None:
-    """Coordinates and attributes with xarray (it encodes the times), the variables with netCDF4."""
-    import netCDF4
-
     request = plan.request
     frames = request.frame_times()
-    offsets = (frames - frames[0]).values  # [time] timedelta64
-    skeleton = xr.Dataset(
-        coords={
-            "lat": plan.lat().astype(np.float32),
-            "lon": plan.lon().astype(np.float32),
-            "level": np.asarray(request.levels, np.int32),
-            "time": offsets,
-            "datetime": (("batch", "time"), frames.values[None]),
-        },
-        attrs={
-            "description": (
-                f"ERA5 from {plan.layout.title} ({plan.uri}) in the official GraphCast layout, "
-                f"initialised at {request.init:%Y-%m-%dT%H:%M}; {plan.frames_with_data} of "
-                f"{len(frames)} frames hold data (later frames: forecast only, no targets)"
-            ),
-            "source": "era5",
-            "store": plan.uri,
-            "init_time": f"{request.init:%Y-%m-%dT%H:%M}",
-            "resolution": float(request.resolution),
-        },
-    )
-    encoding = {
-        "time": {"units": "hours", "dtype": "int64"},
-        "datetime": {"units": f"hours since {frames[0]:%Y-%m-%d %H:%M:%S}", "dtype": "int64"},
+    attrs = {
+        "description": (
+            f"ERA5 from {plan.layout.title} ({plan.uri}) in the official GraphCast layout, "
+            f"initialised at {request.init:%Y-%m-%dT%H:%M}; {plan.frames_with_data} of "
+            f"{len(frames)} frames hold data (later frames: forecast only, no targets)"
+        ),
+        "source": "era5",
+        "store": plan.uri,
+        "init_time": f"{request.init:%Y-%m-%dT%H:%M}",
+        "resolution": float(request.resolution),
     }
-    skeleton.to_netcdf(path, encoding=encoding, engine="netcdf4")
-    with netCDF4.Dataset(path, "a") as out:
-        for name in VARIABLE_ORDER:
-            dims = _official_dims(name)
-            sizes = [len(out.dimensions[d]) for d in dims]
-            # One chunk per frame: frames never written (no data) allocate nothing.
-            chunks = [1 if d in ("batch", "time") else n for d, n in zip(dims, sizes, strict=True)]
-            out.createVariable(name, "f4", dims, fill_value=np.float32(np.nan), chunksizes=chunks)
-
-
-def _official_dims(name: str) -> tuple[str, ...]:
-    if name in STATIC_VARIABLES:
-        return ("lat", "lon")
-    if name in ATMOSPHERIC_VARIABLES:
-        return ("batch", "time", "level", "lat", "lon")
-    return ("batch", "time", "lat", "lon")
-
-
-def _put(out, field: Field, values: np.ndarray) -> None:
-    if field.frame is None:
-        out[field.name][:] = values
-    else:
-        out[field.name][0, field.frame] = values
-
-
-def _put_computed_solar(out, plan: ConversionPlan) -> None:
-    """TISR where the store has none: every frame (WeatherBench2) or those past its end."""
-    frames = list(plan.computed_solar_frames)
-    if not frames:
-        return
-    times = plan.request.frame_times()[frames].values
-    values = solar.toa_incident_solar_radiation(times, plan.lat(), plan.lon())  # [T, lat, lon]
-    for frame, field in zip(frames, values, strict=True):
-        out[TOA_RADIATION][0, frame] = field
+    create_official_file(path, frames, plan.lat(), plan.lon(), request.levels, attrs)
