@@ -107,7 +107,8 @@ def doctor(
         "model": "published model: small (1.0°, 13 levels; the default), full (0.25°, 37) or "
         "operational (0.25°, 13, HRES; the default with --source ecmwf-open-data)",
         "dataset": "example dataset file name from the bucket, or 'auto' for the best fit to the model",
-        "steps": "need at least this many 6-hour target steps in the dataset (0: any)",
+        "steps": "need at least this many 6-hour target steps in the dataset (0: any); "
+        "--source era5 / ecmwf-open-data: the steps after t0 (default 4 / 40)",
         "list": "list what the bucket holds and what is already local, then stop",
         "data_dir": DATA_DIR_HELP,
         "endpoint": "GCS-compatible mirror or emulator URL instead of storage.googleapis.com",
