@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -73,6 +74,13 @@ def server(tmp_path_factory):
 @pytest.fixture
 def data(tmp_path) -> DataPaths:
     return DataPaths(tmp_path / "data")
+
+
+def build(data: DataPaths, mirror: str, init, **options) -> Path:
+    """fetch_open_data on the 4° grid, one step, quietly, with short pauses between tries."""
+    options = {"steps": 1, "resolution": 4.0, "log": lambda _: None, "retry_after": 0.05, **options}
+    return fetch_open_data(data, init=init if isinstance(init, str) else f"{init:%Y-%m-%dT%H}",
+                           mirror=mirror, **options)  # fmt: skip
 
 
 def expected(run: pd.Timestamp, param: str, level=None, scale: float = 1.0) -> np.ndarray:
@@ -185,14 +193,7 @@ def test_latest_run_then_a_forecast_with_maps(server, data, run_invoke):
 def test_off_hour_run_from_its_stream(server, data):
     url, requests = server
     lines = []
-    path = fetch_open_data(
-        data,
-        init=f"{OFF_HOUR:%Y-%m-%dT%H}",
-        steps=2,
-        resolution=4.0,
-        mirror=url,
-        log=lines.append,
-    )
+    path = build(data, url, OFF_HOUR, steps=2, log=lines.append)
     # 00 UTC from stream oper, 06 UTC (before cycle 50r1) from stream scda, as the client chose.
     fetched = {p for _, p, _ in requests if p.endswith(".grib2")}
     assert data_path(OFF_HOUR) in fetched and "/scda/" in data_path(OFF_HOUR)
@@ -210,12 +211,12 @@ def test_statics_from_the_bucket_example_when_the_open_data_lacks_them(server, d
     with pytest.raises(
         InputError, match="lacks the statics .*invoke fetch-data --model operational"
     ):
-        fetch_open_data(data, init=init, steps=1, resolution=4.0, mirror=url, log=lambda _: None)
+        build(data, url, init)
     assert list(data.dataset.iterdir()) == []
     example = synthetic.make_example_dataset(resolution=1.0, steps=1, seed=3)
     example_name = "source-hres_date-2022-01-01_res-0.25_levels-13_steps-01.nc"
     write_netcdf(example, data.dataset / example_name)  # a 1° stand-in under the 0.25° name
-    path = fetch_open_data(data, init=init, steps=1, resolution=4.0, mirror=url, log=lambda _: None)
+    path = build(data, url, init)
     with xr.open_dataset(path) as built:
         assert (
             example_name in built.attrs["statics_source"]
@@ -246,15 +247,7 @@ def test_statics_from_the_bucket_example_when_the_open_data_lacks_them(server, d
 def test_broken_runs_are_one_line_errors_and_leave_nothing(server, data, case, error, message):
     url, _ = server
     with pytest.raises(error, match=message) as caught:
-        fetch_open_data(
-            data,
-            init=f"{BROKEN[case]:%Y-%m-%dT%H}",
-            steps=1,
-            resolution=4.0,
-            mirror=url,
-            log=lambda _: None,
-            retry_after=0.05,
-        )
+        build(data, url, BROKEN[case])
     assert "\n" not in str(caught.value)
     assert not data.dataset.exists() or list(data.dataset.iterdir()) == []
     assert list(data.cache.iterdir()) == []
@@ -264,9 +257,7 @@ def test_a_run_the_mirror_does_not_keep(server, data):
     url, _ = server
     retention = "does not have the 2024-12-31T18 UTC run: ECMWF's server keeps recent days only"
     with pytest.raises(InputError, match=f"{retention}; the cloud mirrors") as caught:
-        fetch_open_data(
-            data, init="2025-01-01T00", steps=1, resolution=4.0, mirror=url, log=lambda _: None
-        )
+        build(data, url, "2025-01-01T00")
     assert "\n" not in str(caught.value)
     assert not data.dataset.exists() or list(data.dataset.iterdir()) == []
 
@@ -279,15 +270,7 @@ def test_no_network_is_a_one_line_error(data):
         with pytest.raises(
             FetchError, match=f"cannot reach the open-data copy at {refused}"
         ) as caught:
-            fetch_open_data(
-                data,
-                init=init,
-                steps=1,
-                resolution=4.0,
-                mirror=refused,
-                log=lambda _: None,
-                retry_after=0.05,
-            )
+            build(data, refused, init)
         assert "\n" not in str(caught.value)
 
 
@@ -304,14 +287,9 @@ def test_no_network_is_a_one_line_error(data):
     ],
 )
 def test_bad_options_fail_before_any_download(data, options, message):
-    options = {
-        "init": "2025-01-10T06",
-        "resolution": 4.0,
-        "mirror": "http://127.0.0.1:9",
-        **options,
-    }
+    options = {"init": "2025-01-10T06", "mirror": "http://127.0.0.1:9", **options}
     with pytest.raises(InputError, match=message):
-        fetch_open_data(data, log=lambda _: None, **options)
+        build(data, **options)
 
 
 def test_without_the_realtime_extra_the_message_names_it(data, monkeypatch):
@@ -319,10 +297,4 @@ def test_without_the_realtime_extra_the_message_names_it(data, monkeypatch):
     with pytest.raises(
         InputError, match=r'needs the `realtime` extra .*pip install -e "\.\[realtime\]"'
     ):
-        fetch_open_data(
-            data,
-            init="2025-01-10T06",
-            resolution=4.0,
-            mirror="http://127.0.0.1:9",
-            log=lambda _: None,
-        )
+        build(data, "http://127.0.0.1:9", "2025-01-10T06")
