@@ -84,14 +84,16 @@ def setup(
         "data_dir": DATA_DIR_HELP,
         "bucket_timeout": "seconds to wait for the bucket before calling it unreachable",
         "endpoint": "probe this GCS-compatible mirror or emulator instead of storage.googleapis.com",
+        "mirror": "the ECMWF open-data source to probe: ecmwf, aws, azure, google or a URL",
     }
 )
 def doctor(
-    c, data_dir: Optional[str] = None, bucket_timeout: float = 3.0, endpoint: Optional[str] = None
-):
-    """Check Python, JAX, GPU, disk, data files and the bucket; print a table with hints."""
+    c, data_dir: Optional[str] = None, bucket_timeout: float = 3.0,
+    endpoint: Optional[str] = None, mirror: str = "ecmwf",
+):  # fmt: skip
+    """Check Python, JAX, GPU, disk, data files, the bucket and open data; print a table."""
     checks = environment.run_doctor(
-        data_paths(c, data_dir), endpoint=endpoint, bucket_timeout=bucket_timeout
+        data_paths(c, data_dir), endpoint=endpoint, bucket_timeout=bucket_timeout, mirror=mirror
     )
     print(environment.format_table(checks))
     failed = environment.essential_failures(checks)
@@ -102,42 +104,51 @@ def doctor(
 
 @gz_task(
     help={
-        "model": "published model: small (1.0°, 13 levels), full (0.25°, 37) or operational (0.25°, 13, HRES)",
+        "model": "published model: small (1.0°, 13 levels; the default), full (0.25°, 37) or "
+        "operational (0.25°, 13, HRES; the default with --source ecmwf-open-data)",
         "dataset": "example dataset file name from the bucket, or 'auto' for the best fit to the model",
-        "steps": "need at least this many 6-hour target steps in the dataset (0: any)",
+        "steps": "need at least this many 6-hour target steps in the dataset (0: any); "
+        "--source era5 / ecmwf-open-data: the steps after t0 (default 4 / 40)",
         "list": "list what the bucket holds and what is already local, then stop",
         "data_dir": DATA_DIR_HELP,
         "endpoint": "GCS-compatible mirror or emulator URL instead of storage.googleapis.com",
-        "source": "gcs (the public bucket), hf (Hugging Face mirror), demo (generated, offline) "
-        "or era5 (a dataset for any date from an ERA5 Zarr store)",
+        "source": "gcs (the public bucket), hf (Hugging Face mirror), demo (generated, offline), "
+        "era5 (a dataset for any date from an ERA5 Zarr store) or ecmwf-open-data (today's "
+        "analyses for a real-time forecast)",
         "hf_repo": "Hugging Face dataset repo mirroring dataset/ and stats/ (with --source hf; "
         "the host comes from $HF_ENDPOINT or --endpoint)",
         "autodl_proxy": "on AutoDL: use the academic proxy from /etc/network_turbo (read, not run)",
-        "init": "--source era5: initialisation time t0, the last input frame (2023-06-01T06), "
-        "or latest",
-        "resolution": "--source era5: grid spacing in degrees (default: the model's)",
+        "init": "--source era5 / ecmwf-open-data: initialisation time t0, the last input frame "
+        "(2023-06-01T06), or latest",
+        "resolution": "--source era5 / ecmwf-open-data: grid spacing in degrees (default: the "
+        "model's)",
         "levels": "--source era5: 13 or 37 pressure levels (default: the model's)",
         "store": "--source era5: auto (the cheapest store that covers the request), arco, wb2, "
         "a gs:// Zarr address or a local store",
+        "mirror": "--source ecmwf-open-data: ecmwf (ECMWF's server, recent days), aws, azure, "
+        "google (cloud mirrors, longer history) or an http(s):// URL of a copy",
     }
 )
 def fetch_data(
-    c, model: str = "small", dataset: str = "auto", steps: int = 0, list_: bool = False,
+    c, model: str = "", dataset: str = "auto", steps: int = 0, list_: bool = False,
     data_dir: Optional[str] = None, endpoint: Optional[str] = None, source: str = "gcs",
     hf_repo: Optional[str] = None, autodl_proxy: bool = False, init: str = "latest",
-    resolution: float = 0.0, levels: int = 0, store: str = "auto",
+    resolution: float = 0.0, levels: int = 0, store: str = "auto", mirror: str = "ecmwf",
 ):  # fmt: skip
-    """Fetch a checkpoint, its statistics and a dataset (an example, or any date from ERA5)."""
+    """Fetch a checkpoint, its statistics and a dataset (an example, any date from ERA5, today)."""
     from graphcast_zero import fetch
 
     era5 = fetch.Era5Options(
         init=init, steps=steps or None, resolution=resolution or None, levels=levels or None,
         store=store,
     )  # fmt: skip
+    open_data = fetch.OpenDataOptions(
+        init=init, steps=steps or None, resolution=resolution or None, mirror=mirror
+    )
     fetch.fetch_data(
-        model=model, dataset=dataset, steps=steps or None, data_dir=data_paths(c, data_dir),
-        source=source, endpoint=endpoint, hf_repo=hf_repo,
-        list_only=list_, autodl_proxy=autodl_proxy, era5=era5,
+        model=model or None, dataset=dataset, steps=steps or None,
+        data_dir=data_paths(c, data_dir), source=source, endpoint=endpoint, hf_repo=hf_repo,
+        list_only=list_, autodl_proxy=autodl_proxy, era5=era5, open_data=open_data,
     )  # fmt: skip
 
 
@@ -159,6 +170,15 @@ def check_era5(
     check_converter(data_paths(c, data_dir), example=example, store=store, endpoint=endpoint)
 
 
+MAPS_HELP = {
+    "variable": "variable(s) to map, comma-separated; atmospheric ones may carry a level "
+    "(2m_temperature,geopotential:500)",
+    "level": "pressure level in hPa for atmospheric variables without one (default 500)",
+    "lead_time": "lead time(s) to map, comma-separated, e.g. 24h,120h,240h (default: the last)",
+    "region": "zoom maps and animations to lat0,lat1,lon0,lon1 in degrees, e.g. 35,72,-25,45",
+}
+
+
 @gz_task(
     help={
         "params": "checkpoint .npz (default: the one in <data>/params)",
@@ -169,19 +189,26 @@ def check_era5(
         "precision": PRECISION_HELP,
         "data_dir": DATA_DIR_HELP,
         "run_name": "name of the run folder under <data>/outputs (default: time and model)",
+        "variable": MAPS_HELP["variable"],
+        "level": MAPS_HELP["level"],
+        "lead_time": MAPS_HELP["lead_time"],
+        "region": MAPS_HELP["region"],
     }
 )
 def run_inference(
     c, params: Optional[str] = None, dataset: Optional[str] = None,
     stats_dir: Optional[str] = None, steps: int = 0, output: Optional[str] = None,
     precision: str = "auto", data_dir: Optional[str] = None, run_name: Optional[str] = None,
+    variable: str = "2m_temperature", level: Optional[str] = None,
+    lead_time: Optional[str] = None, region: Optional[str] = None,
 ):  # fmt: skip
     """Run a GraphCast forecast and write predictions, metrics and pictures."""
     from graphcast_zero import workflow
 
+    maps = workflow.MapOptions(variable=variable, level=level, lead_time=lead_time, region=region)
     workflow.run_inference(
         data_paths(c, data_dir), params=params, dataset=dataset, stats_dir=stats_dir,
-        steps=steps, output=output, precision=precision, run_name=run_name,
+        steps=steps, output=output, precision=precision, run_name=run_name, maps=maps,
     )  # fmt: skip
 
 
@@ -312,19 +339,19 @@ def evaluate(
     )  # fmt: skip
 
 
-@gz_task(help=dict(EVALUATE_HELP))
+@gz_task(help={**EVALUATE_HELP, **MAPS_HELP})
 def plot(
     c, run: Optional[str] = None, predictions: Optional[str] = None,
     variable: Optional[str] = None, level: Optional[str] = None,
     lead_time: Optional[str] = None, data_dir: Optional[str] = None,
-    dataset: Optional[str] = None,
+    dataset: Optional[str] = None, region: Optional[str] = None,
 ):  # fmt: skip
-    """Draw maps, an animation and error-versus-lead-time charts for a run."""
+    """Draw maps, animations and error-versus-lead-time charts for a run."""
     from graphcast_zero import workflow
 
     workflow.run_plot(
         data_paths(c, data_dir), run=run, predictions=predictions, dataset=dataset,
-        variable=variable, level=level, lead_time=lead_time,
+        variable=variable, level=level, lead_time=lead_time, region=region,
     )  # fmt: skip
 
 

@@ -15,6 +15,26 @@ REPO_ROOT = TESTS_DIR.parent
 
 
 @pytest.fixture
+def run_invoke(capsys):
+    """Runs `invoke ARGS...` in this process; returns (exit code, stdout, stderr)."""
+    from invoke import Collection, Program
+
+    from .test_tasks import load_tasks
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        program = Program(namespace=Collection.from_module(load_tasks()), version="test")
+        try:
+            program.run(["invoke", *argv])
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
 def repo_root() -> Path:
     """The repository's top folder (where tasks.py and README.md live)."""
     return REPO_ROOT

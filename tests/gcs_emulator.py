@@ -186,9 +186,8 @@ def _tree_entry(path: str, data: bytes) -> dict:
 
 
 @contextlib.contextmanager
-def running_hub(repos: Mapping[tuple[str, str], Mapping[str, bytes]]) -> Iterator[str]:
-    """Serves ``{(models|datasets, owner/name): {path: content}}``; yields the endpoint URL."""
-    handler = type("Hub", (_HubHandler,), {"repos": repos})
+def serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Runs ``handler`` on a free 127.0.0.1 port in a thread; yields its URL."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -197,6 +196,13 @@ def running_hub(repos: Mapping[tuple[str, str], Mapping[str, bytes]]) -> Iterato
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def running_hub(repos: Mapping[tuple[str, str], Mapping[str, bytes]]) -> Iterator[str]:
+    """Serves ``{(models|datasets, owner/name): {path: content}}``; yields the endpoint URL."""
+    with serving(type("Hub", (_HubHandler,), {"repos": repos})) as url:
+        yield url
 
 
 class _ProxyHandler(http.server.BaseHTTPRequestHandler):
@@ -252,11 +258,5 @@ def counting_proxy(target: str, refuse: Optional[dict] = None) -> Iterator[tuple
     handler = type(
         "Proxy", (_ProxyHandler,), {"target": target, "seen": seen, "refuse": dict(refuse or {})}
     )
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as url:
+        yield url, seen

@@ -307,12 +307,26 @@ def test_format_table_and_failures():
     assert environment.essential_failures(checks) == [checks[2]]
 
 
+def test_open_data_row_says_whether_the_source_answers(http_server):
+    check = environment.check_open_data(http_server(200), timeout=5)
+    assert check.status == OK and "answers in" in check.detail and "(HTTP 200)" in check.detail
+    start = time.monotonic()
+    check = environment.check_open_data(f"http://127.0.0.1:{_unused_port()}", timeout=3)
+    assert time.monotonic() - start < 2
+    assert check.status == WARN and "unreachable" in check.detail
+    assert "--mirror aws, azure or google" in check.hint
+    check = environment.check_open_data("ftp://example", timeout=1)
+    assert check.status == WARN and "--mirror 'ftp://example'" in check.detail
+
+
 def test_run_doctor_rows(paths, jupyter_dir):
-    checks = environment.run_doctor(paths, f"http://127.0.0.1:{_unused_port()}", 1.0)
+    refused = f"http://127.0.0.1:{_unused_port()}"
+    checks = environment.run_doctor(paths, refused, 1.0, mirror=refused)
     names = [check.name for check in checks]
     assert names == [
         "python", "jax", "jaxlib", "haiku", "xarray", "jax devices", "cuda", "data folder",
         "free disk", "params", "stats", "dataset", "jupyter kernel", "bucket", "era5 store",
+        "open data",
     ]  # fmt: skip
     assert all(check.status in (OK, WARN, FAIL) for check in checks)
     assert environment.essential_failures(checks) == []

@@ -311,5 +311,5 @@ def test_unreachable_hugging_face_names_the_way_out(tmp_path):
 
 
 def test_unknown_source_is_an_input_error(tmp_path):
-    with pytest.raises(InputError, match="use gcs, hf, demo or era5"):
+    with pytest.raises(InputError, match="use gcs, hf, demo, era5 or ecmwf-open-data"):
         run(None, tmp_path, source="ftp")

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from invoke import Collection, Program
+from invoke import Collection
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,23 +48,6 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))
     monkeypatch.delenv("GRAPHCAST_DATA_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture
-def run_invoke(capsys):
-    """Runs `invoke ARGS...` in this process; returns (exit code, stdout, stderr)."""
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        program = Program(namespace=Collection.from_module(load_tasks()), version="test")
-        try:
-            program.run(["invoke", *argv])
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def _data_folder_in(report: str) -> str:
@@ -178,13 +161,16 @@ def _refused_endpoint() -> str:
 
 def test_doctor_prints_the_table(run_invoke, tmp_path):
     endpoint = _refused_endpoint()
-    code, out, _ = run_invoke("doctor", "--data-dir", str(tmp_path), "--endpoint", endpoint)
+    code, out, _ = run_invoke(
+        "doctor", "--data-dir", str(tmp_path), "--endpoint", endpoint, "--mirror", endpoint
+    )
     assert code == 0
     rows = {line.split("  ")[0].strip() for line in out.splitlines()[1:-1]}
     for name in ("python", "jax", "jaxlib", "haiku", "xarray", "jax devices", "cuda"):
         assert name in rows
     for name in ("free disk", "params", "stats", "dataset", "jupyter kernel", "bucket"):
         assert name in rows
+    assert re.search(r"^open data\s+WARN\s+unreachable", out, re.MULTILINE)
     assert re.search(r"^bucket\s+WARN\s+unreachable", out, re.MULTILINE)
     assert "invoke fetch-data --source demo" in out
     assert re.fullmatch(r"\d+ OK, \d+ WARN, 0 FAIL", out.splitlines()[-1])
@@ -194,7 +180,9 @@ def test_doctor_exits_non_zero_when_something_essential_fails(run_invoke, tmp_pa
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")
     endpoint = _refused_endpoint()
-    code, out, err = run_invoke("doctor", "--data-dir", str(not_a_folder), "--endpoint", endpoint)
+    code, out, err = run_invoke(
+        "doctor", "--data-dir", str(not_a_folder), "--endpoint", endpoint, "--mirror", endpoint
+    )
     assert code == 1
     assert re.search(r"^data folder\s+FAIL", out, re.MULTILINE)
     assert err == "doctor: essential checks failed: data folder\n"

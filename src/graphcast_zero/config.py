@@ -20,6 +20,8 @@ PRESSURE_LEVELS = {13: PRESSURE_LEVELS_13, 37: PRESSURE_LEVELS_37}
 # The model's time step: frames of the datasets and each prediction are 6 hours apart.
 STEP = pd.Timedelta(hours=6)
 
+# Standard gravity (m/s²): geopotential = geopotential height × this, as ECMWF defines both.
+GRAVITY = 9.80665
 PRECIPITATION = "total_precipitation_6hr"
 TOA_RADIATION = "toa_incident_solar_radiation"
 SURFACE_TARGETS = (

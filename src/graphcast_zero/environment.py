@@ -40,6 +40,10 @@ HINT_ERA5 = (
     "`fetch-data --source era5` reads gs://gcp-public-data-arco-era5 (or gs://weatherbench2): "
     "point --endpoint at a GCS-compatible mirror, or --store at a copy (gs:// or a local folder)"
 )
+HINT_OPEN_DATA = (
+    "`fetch-data --source ecmwf-open-data` downloads today's analyses from there: try "
+    "--mirror aws, azure or google (cloud copies), or an http(s) URL of a copy"
+)
 HINT_OFFLINE = (
     "offline? `invoke fetch-data --source demo` works without network; for a mirror use "
     "`--endpoint URL` or `--source hf`; on AutoDL run `source /etc/network_turbo` first"
@@ -371,8 +375,30 @@ def check_era5_store(endpoint: Optional[str] = None, timeout: float = 3.0) -> Ch
     return check_bucket(endpoint, timeout, bucket=bucket, name="era5 store", hint=HINT_ERA5)
 
 
+def check_open_data(mirror: str = "ecmwf", timeout: float = 3.0) -> Check:
+    """Whether ECMWF's open-data source (``fetch-data --source ecmwf-open-data``) answers."""
+    from graphcast_zero.errors import InputError
+    from graphcast_zero.sources import open_data
+
+    try:
+        start = time.monotonic()
+        url, answer = open_data.probe(mirror, timeout)
+    except InputError as error:
+        return Check("open data", WARN, str(error))  # the message names the fix
+    elapsed_ms = (time.monotonic() - start) * 1000
+    if answer.status is None:
+        return Check("open data", WARN, f"unreachable: {answer.reason} ({url})", HINT_OPEN_DATA)
+    if answer.status < 500:
+        detail = f"{url} answers in {elapsed_ms:.0f} ms (HTTP {answer.status})"
+        return Check("open data", OK, detail)
+    return Check("open data", WARN, f"HTTP {answer.status} from {url}", HINT_OPEN_DATA)
+
+
 def run_doctor(
-    paths: DataPaths, endpoint: Optional[str] = None, bucket_timeout: float = 3.0
+    paths: DataPaths,
+    endpoint: Optional[str] = None,
+    bucket_timeout: float = 3.0,
+    mirror: str = "ecmwf",
 ) -> list[Check]:
     """Runs every check, in table order."""
     gpus = detect_gpus()
@@ -387,6 +413,7 @@ def run_doctor(
         check_kernel(),
         check_bucket(endpoint, bucket_timeout),
         check_era5_store(endpoint, bucket_timeout),
+        check_open_data(mirror, bucket_timeout),
     ]
 
 

@@ -36,6 +36,7 @@ from graphcast_zero.remotes import (
 )
 
 CHUNK_SIZE = 16 * 2**20
+OPEN_DATA = "ecmwf-open-data"
 # Checksums in order of preference: the first one the server reports is verified.
 ALGORITHMS = ("md5", "sha256", "crc32c", "git-sha1")
 
@@ -430,6 +431,23 @@ class Era5Options:
     store: str = "auto"
 
 
+def _bundle_fetcher(
+    paths: DataPaths, endpoint: Optional[str], workers: int, progress: bool
+) -> tuple[Callable[[cat.PublishedModel], None], list[FileResult]]:
+    """A fetcher of a model's checkpoint and statistics from the bucket, and its results."""
+    bundle: list[FileResult] = []
+
+    def fetch_bundle(fitting: cat.PublishedModel) -> None:
+        remote = make_remote("gcs", endpoint)
+        remote.probe()
+        entries = plan_bundle(cat.Catalog.from_files(remote.list()), fitting, "none")
+        needed = sum(e.remote.size for e in entries if local_state(paths, e, False) != "verified")
+        check_disk_space(paths, needed)
+        bundle.extend(download_all(remote, entries, paths, workers, progress))
+
+    return fetch_bundle, bundle
+
+
 def _fetch_era5(
     paths: DataPaths,
     model: cat.PublishedModel,
@@ -442,16 +460,7 @@ def _fetch_era5(
     """The dataset from an ERA5 store, with the model's checkpoint and statistics when it fits."""
     from graphcast_zero.sources.era5_fetch import fetch_era5
 
-    bundle: list[FileResult] = []
-
-    def fetch_bundle(fitting: cat.PublishedModel) -> None:
-        remote = make_remote("gcs", endpoint)
-        remote.probe()
-        entries = plan_bundle(cat.Catalog.from_files(remote.list()), fitting, "none")
-        needed = sum(e.remote.size for e in entries if local_state(paths, e, False) != "verified")
-        check_disk_space(paths, needed)
-        bundle.extend(download_all(remote, entries, paths, workers, progress))
-
+    fetch_bundle, bundle = _bundle_fetcher(paths, endpoint, workers, progress)
     path = fetch_era5(
         paths, model=model.key, init=options.init, steps=options.steps,
         resolution=options.resolution, levels=options.levels, store=options.store,
@@ -462,8 +471,48 @@ def _fetch_era5(
     return FetchReport("era5", paths, (*bundle, written))
 
 
+@dataclasses.dataclass(frozen=True)
+class OpenDataOptions:
+    """What ``fetch-data --source ecmwf-open-data`` builds (see
+    :func:`graphcast_zero.sources.open_data_fetch.fetch_open_data`).
+
+    Attributes:
+      init: the initialisation time t0 (a 00/06/12/18 UTC run), or ``latest``.
+      steps: 6-hour steps to forecast (None: 40).
+      resolution: grid spacing in degrees (None: the model's).
+      mirror: ``ecmwf``, ``aws``, ``azure``, ``google`` or an http(s) URL of a copy.
+    """
+
+    init: str = "latest"
+    steps: Optional[int] = None
+    resolution: Optional[float] = None
+    mirror: str = "ecmwf"
+
+
+def _fetch_open_data(
+    paths: DataPaths,
+    model: cat.PublishedModel,
+    options: OpenDataOptions,
+    endpoint: Optional[str],
+    workers: int,
+    progress: bool,
+    log: Callable[[str], None],
+) -> FetchReport:
+    """A forecast-only dataset from ECMWF's open data, with the model's checkpoint and
+    statistics from the bucket when it fits."""
+    from graphcast_zero.sources.open_data_fetch import fetch_open_data
+
+    fetch_bundle, bundle = _bundle_fetcher(paths, endpoint, workers, progress)
+    path = fetch_open_data(
+        paths, model=model.key, init=options.init, steps=options.steps,
+        resolution=options.resolution, mirror=options.mirror, log=log, fetch_bundle=fetch_bundle,
+    )  # fmt: skip
+    written = FileResult(None, path, "written", path.stat().st_size)
+    return FetchReport(OPEN_DATA, paths, (*bundle, written))
+
+
 def fetch_data(
-    model: str = "small",
+    model: Optional[str] = None,
     dataset: str = "auto",
     steps: Optional[int] = None,
     data_dir: Optional[str | os.PathLike | DataPaths] = None,
@@ -479,17 +528,21 @@ def fetch_data(
     chunk_size: int = CHUNK_SIZE,
     connect_timeout: float = CONNECT_TIMEOUT,
     era5: Optional[Era5Options] = None,
+    open_data: Optional[OpenDataOptions] = None,
 ) -> FetchReport:
     """``invoke fetch-data``: list the remote, fetch a model bundle, write the demo bundle, or
-    build a dataset for any date from an ERA5 store.
+    build a dataset for any date from an ERA5 store, or for today from ECMWF's open data.
 
     Args:
-      model: ``small``, ``full`` or ``operational``.
+      model: ``small``, ``full`` or ``operational`` (None: ``small``; ``operational`` for
+        ``ecmwf-open-data``).
       dataset: an example dataset's file name, ``auto`` (the best fit) or ``none``.
       steps: forecast steps the dataset must cover (None: any; ``auto`` then prefers 4).
       data_dir: the data folder (default: :func:`graphcast_zero.paths.resolve_data_dir`).
-      source: ``gcs`` (the bucket or ``endpoint``), ``hf`` (Hugging Face mirrors), ``demo`` or
-        ``era5`` (a dataset built from an ERA5 Zarr store, :class:`Era5Options`).
+      source: ``gcs`` (the bucket or ``endpoint``), ``hf`` (Hugging Face mirrors), ``demo``,
+        ``era5`` (a dataset built from an ERA5 Zarr store, :class:`Era5Options`) or
+        ``ecmwf-open-data`` (a forecast-only dataset from the IFS analyses,
+        :class:`OpenDataOptions`).
       endpoint: a GCS-compatible URL for ``gcs`` and ``era5``; a Hub URL for ``hf`` (else
         ``HF_ENDPOINT``).
       hf_repo: the Hugging Face dataset repository mirroring ``dataset/`` and ``stats/``.
@@ -502,13 +555,14 @@ def fetch_data(
       chunk_size: bytes per read.
       connect_timeout: seconds before a silent remote counts as unreachable.
       era5: with ``source="era5"``: the init time, steps, grid, levels and store.
+      open_data: with ``source="ecmwf-open-data"``: the init time, steps, grid and mirror.
 
     Raises:
       FetchError: unreachable remote, missing or refused files, bad downloads, no disk space.
       InputError: unknown model or source, or a dataset that does not fit the model.
     """
     paths = data_dir if isinstance(data_dir, DataPaths) else resolve_data_dir(data_dir)
-    chosen = cat.model_by_key(model)
+    chosen = cat.model_by_key(model or ("operational" if source == OPEN_DATA else "small"))
     if source == "demo" and remote is None:
         return _fetch_demo(paths, log)
     if autodl_proxy:
@@ -517,6 +571,9 @@ def fetch_data(
         log(f"Proxy from {AUTODL_PROXY_FILE}: {settings.get('https_proxy', settings)}")
     if source == "era5":
         return _fetch_era5(paths, chosen, era5 or Era5Options(), endpoint, workers, progress, log)
+    if source == OPEN_DATA:
+        options = open_data or OpenDataOptions()
+        return _fetch_open_data(paths, chosen, options, endpoint, workers, progress, log)
     remote = remote or make_remote(source, endpoint, hf_repo, connect_timeout)
     remote.probe()
     catalog = cat.Catalog.from_files(remote.list())

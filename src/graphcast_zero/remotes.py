@@ -21,7 +21,7 @@ import os
 import re
 import threading
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Optional, Protocol
 
@@ -122,7 +122,30 @@ def probe_bucket(
       deadline: seconds after which to give up whatever the request is doing (name lookups
         included, which the request's own timeouts do not cover); default: the two timeouts.
     """
-    url = bucket_probe_url(endpoint, bucket)
+    return probe_url(
+        bucket_probe_url(endpoint, bucket),
+        timeout=timeout,
+        deadline=deadline,
+        recognise=lambda text: "storage#objects" in text[:200],
+    )
+
+
+def probe_url(
+    url: str,
+    *,
+    timeout: tuple[float, float] = (CONNECT_TIMEOUT, PROBE_READ_TIMEOUT),
+    deadline: Optional[float] = None,
+    recognise: Callable[[str], bool] = lambda text: False,
+) -> ProbeAnswer:
+    """One GET of ``url`` that gives up after ``deadline`` seconds whatever it is doing.
+
+    Args:
+      url: what to ask for (proxies come from the environment).
+      timeout: (connect, read) seconds for the request.
+      deadline: seconds after which to give up (name lookups included, which the request's own
+        timeouts do not cover); default: the two timeouts.
+      recognise: whether the answer's text is what was expected (sets ``listing``).
+    """
     answers: list[ProbeAnswer] = []
 
     def request() -> None:
@@ -131,9 +154,7 @@ def probe_bucket(
         except Exception as error:  # any failure means "not reachable"; never kill the thread
             answers.append(ProbeAnswer(None, type(error).__name__))
             return
-        answers.append(
-            ProbeAnswer(response.status_code, "", "storage#objects" in response.text[:200])
-        )
+        answers.append(ProbeAnswer(response.status_code, "", recognise(response.text)))
 
     limit = sum(timeout) if deadline is None else deadline
     worker = threading.Thread(target=request, daemon=True)
@@ -327,4 +348,4 @@ def make_remote(
         return GcsRemote(endpoint=endpoint, connect_timeout=connect_timeout)
     if source == "hf":
         return HfRemote(endpoint, hf_repo or HF_DATASET_REPO, connect_timeout=connect_timeout)
-    raise InputError(f"unknown --source {source!r}: use gcs, hf, demo or era5")
+    raise InputError(f"unknown --source {source!r}: use gcs, hf, demo, era5 or ecmwf-open-data")

@@ -25,7 +25,7 @@ import xarray as xr
 
 from graphcast_zero import config, data
 from graphcast_zero.atomic import write_netcdf
-from graphcast_zero.config import DEMO_MODEL, ModelConfig, TaskConfig
+from graphcast_zero.config import DEMO_MODEL, GRAVITY, ModelConfig, TaskConfig
 from graphcast_zero.errors import InputError
 from graphcast_zero.paths import STATS_FILES, DataPaths
 
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from graphcast_zero.checkpoint import Checkpoint
     from graphcast_zero.sources.layouts import StoreLayout
 
-GRAVITY = 9.80665  # m/s²
 R_DRY = 287.05  # J/(kg K)
 DEMO_DATE = "2022-01-01"
 DEMO_RESOLUTION = 4.0
@@ -512,3 +511,39 @@ def write_era5_store(folder: Path, layout: StoreLayout, **options) -> Path:
     version = {"zarr_format": 2} if int(zarr.__version__.split(".")[0]) >= 3 else {}
     store.to_zarr(folder, mode="w", consolidated=True, encoding=encoding, **version)
     return Path(folder)
+
+
+def make_open_data_fields(
+    run, resolution: float = DEMO_RESOLUTION, levels: Sequence[int] = config.PRESSURE_LEVELS_13,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, dict[tuple[str, Optional[int]], np.ndarray]]:  # fmt: skip
+    """The generator's fields at one analysis time as ECMWF's open data carries them.
+
+    Short names and units of the open data (geopotential height ``gh`` in gpm, the statics
+    ``lsm`` and ``z``), latitudes 90 → -90 and longitudes -180 → 180-Δ as its 0.25° files.
+
+    Args:
+      run: the analysis time.
+      resolution: grid spacing in degrees (must divide 180).
+      levels: the pressure levels in hPa.
+      seed: as for :func:`make_example_dataset`.
+
+    Returns:
+      (latitudes, longitudes, {(short name, level or None): float64 values [lat, lon]}).
+    """
+    from graphcast_zero.sources import open_data
+
+    ascending, east = grid(resolution)
+    lat, lon = ascending[::-1], np.concatenate([east[east >= 180] - 360, east[east < 180]])
+    when = np.datetime64(pd.Timestamp(run), "ns")[None]  # [1]
+    hours = (when - np.datetime64(DEMO_DATE, "ns")) / np.timedelta64(1, "h")
+    year_progress = data.year_progress(data.seconds_since_epoch(when))
+    fields = _fields(lat, lon, np.asarray(levels), hours, year_progress, seed)
+    out: dict[tuple[str, Optional[int]], np.ndarray] = {}
+    for parameter in (*open_data.SURFACE, *open_data.STATICS):
+        value = fields[parameter.name]
+        out[(parameter.param, None)] = value[0] if value.ndim == 3 else value
+    for parameter in open_data.ATMOSPHERIC:
+        for index, level in enumerate(levels):
+            out[(parameter.param, int(level))] = fields[parameter.name][0, index] / parameter.scale
+    return lat, lon, out

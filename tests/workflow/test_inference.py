@@ -17,6 +17,7 @@ from graphcast_zero import workflow
 from graphcast_zero.checkpoint import load_checkpoint, save_checkpoint
 from graphcast_zero.errors import InputError
 from graphcast_zero.paths import DataPaths
+from graphcast_zero.workflow import MapOptions
 
 from ..conftest import OFFICIAL, REPO_ROOT
 from .conftest import DATASET_NAME, PARAMS_NAME, copy_fixture, replace_dataset
@@ -129,6 +130,17 @@ BAD_INPUTS = {
     ),
     "too few time steps": (lambda p: None, {"steps": 5}, "use --steps 4"),
     "unknown precision": (lambda p: None, {"precision": "half"}, "auto, bfloat16, float32"),
+    "bad region": (lambda p: None, {"maps": MapOptions(region="north")}, "is not four numbers"),
+    "unknown map variable": (
+        lambda p: None,
+        {"maps": MapOptions(variable="2m_temperature,snow")},
+        "no 'snow' in the predictions",
+    ),
+    "lead time past the forecast": (
+        lambda p: None,
+        {"steps": 2, "maps": MapOptions(lead_time="6h,24h")},
+        "--lead-time '24h' is not a predicted lead time: choose one of 6h, 12h",
+    ),
     "unwritable output": (
         lambda p: (p.root / "blocker").write_text(""),
         {"output": "blocker/out/p.nc"},

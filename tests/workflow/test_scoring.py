@@ -111,9 +111,41 @@ def test_plot_a_level_and_lead_time(forecast):
     assert_picture(pictures[1], frames=4)
 
 
+def test_plot_several_variables_and_lead_times_zoomed(forecast, monkeypatch):
+    from graphcast_zero import plotting
+
+    paths, _, _ = forecast
+    drawn, draw = [], plotting.plot_map
+
+    def drawing(field_pred, *args, **kwargs):  # the real drawing, with what it was given noted
+        drawn.append(field_pred)
+        return draw(field_pred, *args, **kwargs)
+
+    monkeypatch.setattr(plotting, "plot_map", drawing)
+    pictures = workflow.run_plot(
+        paths, variable="2m_temperature,temperature:850,geopotential", level=300,
+        lead_time="6h,24h", region="-30,30,-40,20", log=lambda _: None,
+    )  # fmt: skip
+    assert [p.name for p in pictures] == [
+        "map_2m_temperature_6h.png", "map_2m_temperature_24h.png", "2m_temperature.gif",
+        "map_temperature_850hPa_6h.png", "map_temperature_850hPa_24h.png",
+        "temperature_850hPa.gif", "map_geopotential_300hPa_6h.png",
+        "map_geopotential_300hPa_24h.png", "geopotential_300hPa.gif", "rmse_vs_lead_time.png",
+    ]  # fmt: skip
+    assert_picture(pictures[0])
+    assert_picture(pictures[2], frames=4)
+    # The 4° grid's points in the box, longitudes running on across 0°.
+    assert drawn[0].lat.values.tolist() == list(np.arange(-30.0, 31.0, 4.0))
+    assert drawn[0].lon.values.tolist() == list(np.arange(-40.0, 21.0, 4.0))
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
+        ({"region": "10,0,0,20"}, "needs -90 ≤ lat0 < lat1 ≤ 90"),
+        ({"region": "0,1,0,20"}, "--region 0,1,0,20 holds 0 grid point"),
+        ({"variable": "2m_temperature,snow"}, "no 'snow' in the predictions"),
+        ({"lead_time": "6h,7h"}, "--lead-time '7h' is not a predicted lead time"),
         ({"lead_time": "7h"}, "--lead-time '7h' is not a predicted lead time: choose one of 6h"),
         ({"variable": "temperature", "level": 123}, "no level 123 hPa for temperature"),
         ({"variable": "2m_temperature", "level": 500}, "surface variable: drop --level"),

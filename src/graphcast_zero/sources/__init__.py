@@ -11,6 +11,11 @@ time) and only those are read. Each source converts its own layout to the offici
   :mod:`~graphcast_zero.sources.era5_convert` reads and writes the official file and
   :mod:`~graphcast_zero.sources.era5_fetch` is ``fetch-data --source era5``;
   :mod:`~graphcast_zero.sources.converter_check` compares a built file with DeepMind's example;
+- ECMWF's open data (today's IFS analyses, GRIB2): :mod:`~graphcast_zero.sources.open_data`
+  knows the parameters and mirrors and drives ECMWF's client,
+  :mod:`~graphcast_zero.sources.open_data_grib` decodes the files and
+  :mod:`~graphcast_zero.sources.open_data_fetch` is ``fetch-data --source ecmwf-open-data``;
+- both converters write through :mod:`~graphcast_zero.sources.official_file`;
 - the synthetic generator (:mod:`graphcast_zero.synthetic`) writes official files and stores.
 """
 

@@ -19,20 +19,20 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from graphcast_zero import solar
 from graphcast_zero.atomic import atomic_path
-from graphcast_zero.config import ATMOSPHERIC_VARIABLES, STATIC_VARIABLES, TOA_RADIATION
 from graphcast_zero.errors import FetchError
 from graphcast_zero.sources.era5_plan import ConversionPlan, Field
-from graphcast_zero.sources.layouts import SURFACE_FIELDS
+from graphcast_zero.sources.official_file import (
+    VARIABLE_ORDER,
+    create_official_file,
+    official_dims,
+    official_skeleton,
+    put_computed_solar,
+    put_field,
+)
 
 TRIES = 3
 RETRY_WAIT_S = 1.0
-# Official variable order, as in DeepMind's example files.
-VARIABLE_ORDER = (
-    *STATIC_VARIABLES, *SURFACE_FIELDS, "total_precipitation_6hr", TOA_RADIATION,
-    *ATMOSPHERIC_VARIABLES,
-)  # fmt: skip
 
 
 def convert(
@@ -62,9 +62,10 @@ def convert(
 
         with netCDF4.Dataset(partial, "a") as out:
             for field, values in _read_all(store, plan, workers, tries):
-                _put(out, field, values)
+                put_field(out, field.name, values, field.frame)
                 bar.update(shares[field])
-            _put_computed_solar(out, plan)
+            frames = plan.request.frame_times()
+            put_computed_solar(out, frames, plan.computed_solar_frames, plan.lat(), plan.lon())
         bar.close()
     return destination
 
@@ -78,16 +79,18 @@ def read_dataset(store: xr.Dataset, plan: ConversionPlan, *, tries: int = TRIES)
     Raises:
       FetchError: a read still failed after ``tries`` tries.
     """
-    skeleton = _skeleton(plan)
+    request = plan.request
+    frames = request.frame_times()
+    skeleton = official_skeleton(frames, plan.lat(), plan.lon(), request.levels, _attrs(plan))
     sizes = {"batch": 1, **{dim: skeleton.sizes[dim] for dim in ("time", "level", "lat", "lon")}}
     out = {
-        name: np.full([sizes[d] for d in _official_dims(name)], np.nan, np.float32)
+        name: np.full([sizes[d] for d in official_dims(name)], np.nan, np.float32)
         for name in VARIABLE_ORDER
     }
     for field in plan.fields:
-        _put(out, field, _read_field(store, plan, field, tries)[1])
-    _put_computed_solar(out, plan)
-    return skeleton.assign({name: (_official_dims(name), out[name]) for name in VARIABLE_ORDER})
+        put_field(out, field.name, _read_field(store, plan, field, tries)[1], field.frame)
+    put_computed_solar(out, frames, plan.computed_solar_frames, plan.lat(), plan.lon())
+    return skeleton.assign({name: (official_dims(name), out[name]) for name in VARIABLE_ORDER})
 
 
 def _byte_shares(plan: ConversionPlan) -> dict[Field, float]:
@@ -158,73 +161,24 @@ def _with_tries(read: Callable[[], np.ndarray], tries: int, plan: ConversionPlan
     raise AssertionError("unreachable")
 
 
-def _skeleton(plan: ConversionPlan) -> xr.Dataset:
-    """The dataset's coordinates and attributes, without variables."""
+def _attrs(plan: ConversionPlan) -> dict:
     request = plan.request
-    frames = request.frame_times()
-    offsets = (frames - frames[0]).values  # [time] timedelta64
-    return xr.Dataset(
-        coords={
-            "lat": plan.lat().astype(np.float32),
-            "lon": plan.lon().astype(np.float32),
-            "level": np.asarray(request.levels, np.int32),
-            "time": offsets,
-            "datetime": (("batch", "time"), frames.values[None]),
-        },
-        attrs={
-            "description": (
-                f"ERA5 from {plan.layout.title} ({plan.uri}) in the official GraphCast layout, "
-                f"initialised at {request.init:%Y-%m-%dT%H:%M}; {plan.frames_with_data} of "
-                f"{len(frames)} frames hold data (later frames: forecast only, no targets)"
-            ),
-            "source": "era5",
-            "store": plan.uri,
-            "init_time": f"{request.init:%Y-%m-%dT%H:%M}",
-            "resolution": float(request.resolution),
-        },
-    )
+    return {
+        "description": (
+            f"ERA5 from {plan.layout.title} ({plan.uri}) in the official GraphCast layout, "
+            f"initialised at {request.init:%Y-%m-%dT%H:%M}; {plan.frames_with_data} of "
+            f"{len(request.frame_times())} frames hold data (later frames: forecast only, no "
+            "targets)"
+        ),
+        "source": "era5",
+        "store": plan.uri,
+        "init_time": f"{request.init:%Y-%m-%dT%H:%M}",
+        "resolution": float(request.resolution),
+    }
 
 
 def _write_skeleton(plan: ConversionPlan, path: Path) -> None:
-    """Coordinates and attributes with xarray (it encodes the times), the variables with netCDF4."""
-    import netCDF4
-
-    frames = plan.request.frame_times()
-    encoding = {
-        "time": {"units": "hours", "dtype": "int64"},
-        "datetime": {"units": f"hours since {frames[0]:%Y-%m-%d %H:%M:%S}", "dtype": "int64"},
-    }
-    _skeleton(plan).to_netcdf(path, encoding=encoding, engine="netcdf4")
-    with netCDF4.Dataset(path, "a") as out:
-        for name in VARIABLE_ORDER:
-            dims = _official_dims(name)
-            sizes = [len(out.dimensions[d]) for d in dims]
-            # One chunk per frame: frames never written (no data) allocate nothing.
-            chunks = [1 if d in ("batch", "time") else n for d, n in zip(dims, sizes, strict=True)]
-            out.createVariable(name, "f4", dims, fill_value=np.float32(np.nan), chunksizes=chunks)
-
-
-def _official_dims(name: str) -> tuple[str, ...]:
-    if name in STATIC_VARIABLES:
-        return ("lat", "lon")
-    if name in ATMOSPHERIC_VARIABLES:
-        return ("batch", "time", "level", "lat", "lon")
-    return ("batch", "time", "lat", "lon")
-
-
-def _put(out, field: Field, values: np.ndarray) -> None:
-    if field.frame is None:
-        out[field.name][:] = values
-    else:
-        out[field.name][0, field.frame] = values
-
-
-def _put_computed_solar(out, plan: ConversionPlan) -> None:
-    """TISR where the store has none: every frame (WeatherBench2) or those past its end."""
-    frames = list(plan.computed_solar_frames)
-    if not frames:
-        return
-    times = plan.request.frame_times()[frames].values
-    values = solar.toa_incident_solar_radiation(times, plan.lat(), plan.lon())  # [T, lat, lon]
-    for frame, field in zip(frames, values, strict=True):
-        out[TOA_RADIATION][0, frame] = field
+    request = plan.request
+    create_official_file(
+        path, request.frame_times(), plan.lat(), plan.lon(), request.levels, _attrs(plan)
+    )

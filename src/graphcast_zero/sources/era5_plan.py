@@ -28,37 +28,9 @@ from graphcast_zero.config import (
 )
 from graphcast_zero.errors import InputError
 from graphcast_zero.sources.layouts import SURFACE_FIELDS, StoreLayout, valid_range
+from graphcast_zero.sources.official_file import DatasetRequest
 
-INPUT_FRAMES = 2  # t0-6h and t0, as every published model reads
-
-
-@dataclasses.dataclass(frozen=True)
-class Era5Request:
-    """The dataset wanted: frames ``init - 6h``, ``init`` and ``steps`` targets on a grid.
-
-    Attributes:
-      init: the initialisation time t0 (the last input frame).
-      steps: 6-hour target frames after t0.
-      resolution: grid spacing in degrees; the points are -90…90 and 0…360-Δ.
-      levels: the pressure levels in hPa.
-    """
-
-    init: pd.Timestamp
-    steps: int
-    resolution: float
-    levels: tuple[int, ...]
-
-    def frame_times(self) -> pd.DatetimeIndex:
-        first = self.init - (INPUT_FRAMES - 1) * STEP
-        return pd.date_range(first, periods=INPUT_FRAMES + self.steps, freq=STEP)
-
-    def file_name(self) -> str:
-        """The bucket's naming pattern, with the first frame's hour after its date."""
-        first = self.frame_times()[0]
-        return (
-            f"source-era5_date-{first:%Y-%m-%dT%H}_res-{float(self.resolution)}"
-            f"_levels-{len(self.levels)}_steps-{self.steps:02d}.nc"
-        )
+Era5Request = DatasetRequest  # the init time, steps, grid and levels of an ERA5 dataset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,20 +191,37 @@ def grid_indices(
     Raises:
       InputError: the resolution does not divide 180°, or the store lacks one of the points.
     """
+    return model_grid_indices(
+        store[layout.lat_dim].values, store[layout.lon_dim].values, resolution, f"store {uri}"
+    )
+
+
+def model_grid_indices(
+    lat: np.ndarray, lon: np.ndarray, resolution: float, where: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into a source's latitudes and longitudes of the model grid's points: latitudes
+    -90 → 90, longitudes 0 → 360-Δ (the source's longitudes are taken modulo 360).
+
+    Raises:
+      InputError: the resolution does not divide 180°, or ``where`` (the source, for the
+        message) lacks one of the points.
+    """
     count = 180 / resolution
     if resolution <= 0 or abs(count - round(count)) > 1e-9:
         raise InputError(f"--resolution {resolution:g} must divide 180°, e.g. 0.25, 1.0 or 4.0")
     wanted_lat = np.linspace(-90, 90, round(count) + 1)
     wanted_lon = np.arange(round(2 * count)) * resolution
     found = []
-    for dim, wanted in ((layout.lat_dim, wanted_lat), (layout.lon_dim, wanted_lon)):
-        have = np.asarray(store[dim].values, np.float64)
+    for dim, have, wanted in (
+        ("latitude", np.asarray(lat, np.float64), wanted_lat),
+        ("longitude", np.mod(np.asarray(lon, np.float64), 360), wanted_lon),
+    ):
         nearest = _nearest(have, wanted)
         off = np.abs(have[nearest] - wanted) > 1e-4
         if off.any():
             spacing = abs(float(have[1] - have[0]))
             raise InputError(
-                f"store {uri} has no grid point at {dim} {wanted[off][0]:g} (its spacing is "
+                f"{where} has no grid point at {dim} {wanted[off][0]:g} (its spacing is "
                 f"{spacing:g}°): choose a --resolution that is a multiple of {spacing:g}"
             )
         found.append(nearest)

@@ -32,7 +32,7 @@ works. To replace a helper in a test, patch the submodule that calls it (for exa
 from graphcast_zero.workflow.choosing import choose_dataset, choose_params, newest_file, newest_run
 from graphcast_zero.workflow.compile_cache import use_compilation_cache
 from graphcast_zero.workflow.demo_run import run_demo
-from graphcast_zero.workflow.inference import InferenceResult, run_inference
+from graphcast_zero.workflow.inference import InferenceResult, MapOptions, run_inference
 from graphcast_zero.workflow.inputs import Setup, load_setup
 from graphcast_zero.workflow.options import Log, RandomModel, positive_number, precision_option
 from graphcast_zero.workflow.run_folder import (
@@ -47,7 +47,9 @@ from graphcast_zero.workflow.scoring import (
     MAP_VARIABLE,
     ScoredRun,
     default_level,
+    lead_times,
     locate_predictions,
+    map_choices,
     parse_lead_time,
     run_evaluate,
     run_plot,
@@ -79,6 +81,7 @@ __all__ = [
     "InferenceResult",
     "Log",
     "MAP_VARIABLE",
+    "MapOptions",
     "OPTIMIZER_STATE",
     "PREDICTIONS",
     "PlanOptions",
@@ -98,9 +101,11 @@ __all__ = [
     "choose_training_inputs",
     "default_level",
     "default_run_name",
+    "lead_times",
     "environment_info",
     "load_setup",
     "locate_predictions",
+    "map_choices",
     "newest_file",
     "newest_run",
     "parse_lead_time",

@@ -8,10 +8,12 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import xarray as xr
 
-from graphcast_zero import catalog, evaluation, validation
+from graphcast_zero import catalog, evaluation, regions, validation
 from graphcast_zero.atomic import write_json, write_netcdf
+from graphcast_zero.config import STEP
 from graphcast_zero.errors import InputError
 from graphcast_zero.paths import DataPaths, PathLike
 from graphcast_zero.workflow.compile_cache import use_compilation_cache
@@ -24,7 +26,7 @@ from graphcast_zero.workflow.run_folder import (
     staged_folder,
 )
 from graphcast_zero.workflow.run_info import environment_info
-from graphcast_zero.workflow.scoring import write_pictures
+from graphcast_zero.workflow.scoring import MAP_VARIABLE, lead_times, map_choices, write_pictures
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +77,7 @@ def run_inference(
     chunk_steps: Optional[int] = None,
     progress: bool = True,
     log: Log = print,
+    maps: Optional[MapOptions] = None,
 ) -> InferenceResult:
     """Forecasts from the start of a dataset and writes predictions, metrics, pictures, run.json.
 
@@ -92,13 +95,18 @@ def run_inference(
         updates the progress bar and leaves the device).
       progress: show a progress bar over steps.
       log: where to print messages.
+      maps: which variables and lead times to draw, and the region to zoom into (default: 2 m
+        temperature at the last lead time, the whole globe).
 
     Raises:
-      InputError: for inputs that do not fit each other or an unwritable output folder.
+      InputError: for inputs that do not fit each other, map options that do not fit the
+        forecast, or an unwritable output folder.
     """
     precision = precision_option(precision)
+    maps = maps or MapOptions()
     started = time.perf_counter()
     setup = load_setup(paths, params, dataset, stats_dir, steps)
+    _check_maps(maps, setup)
     final, predictions_name = _output_place(paths, output, run_name, setup.params_path)
     validation.check_writable_folder(final.parent)
     load_s = time.perf_counter() - started
@@ -122,8 +130,9 @@ def run_inference(
             evaluation.write_metrics_csv(metrics, stage / "metrics.csv")
             names += ["metrics.json", "metrics.csv"]
         pictures = write_pictures(
-            stage, predictions, targets.isel(time=scored), setup.dataset, metrics
-        )
+            stage, predictions, targets.isel(time=scored), setup.dataset, metrics,
+            maps.variable, maps.level, maps.lead_time, maps.region,
+        )  # fmt: skip
         timings["total_s"] = time.perf_counter() - started
         info = _run_info(setup, precision, predictions_name, timings)
         write_json(info, stage / RUN_INFO)
@@ -134,6 +143,31 @@ def run_inference(
         log(f"  ({setup.target_steps} of {setup.steps} steps have targets: only those are scored)")
     log("\n".join(f"  {path.name}" for path in files))
     return InferenceResult(final, final / predictions_name, predictions, metrics, timings, files)
+
+
+@dataclasses.dataclass(frozen=True)
+class MapOptions:
+    """The pictures of a forecast (see :func:`graphcast_zero.workflow.scoring.write_pictures`).
+
+    Attributes:
+      variable: a variable, or a comma-separated list (``2m_temperature,geopotential:500``).
+      level: the level of atmospheric variables given without one (default 500 hPa).
+      lead_time: a lead time or a comma-separated list (``24h,120h``; default the last).
+      region: ``lat0,lat1,lon0,lon1`` to zoom into (default the whole globe).
+    """
+
+    variable: str = MAP_VARIABLE
+    level: Optional[int] = None
+    lead_time: Optional[str] = None
+    region: Optional[str] = None
+
+
+def _check_maps(maps: MapOptions, setup: Setup) -> None:
+    """The map options fit the forecast, checked before anything compiles."""
+    task = setup.checkpoint.task_config
+    regions.parse_region(maps.region)
+    map_choices(maps.variable, maps.level, task.target_variables, task.pressure_levels)
+    lead_times(maps.lead_time, np.arange(1, setup.steps + 1) * STEP.to_timedelta64())
 
 
 def _output_place(

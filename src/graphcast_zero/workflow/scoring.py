@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from graphcast_zero import data, evaluation, sources, validation
+from graphcast_zero import data, evaluation, regions, sources, validation
 from graphcast_zero.config import ATMOSPHERIC_VARIABLES, TaskConfig
 from graphcast_zero.errors import InputError
 from graphcast_zero.paths import DataPaths, PathLike
@@ -83,6 +83,35 @@ def _field(dataset: xr.Dataset, variable: str, level: Optional[int]) -> xr.DataA
     return field.sel(level=level) if level is not None else field
 
 
+def map_choices(variable, level: Optional[int], names, levels) -> list[tuple[str, Optional[int]]]:
+    """``--variable`` as (name, level) pairs: ``2m_temperature``, or a comma-separated list
+    whose atmospheric names may carry their level (``geopotential:500``); ``--level`` (else
+    500 hPa) for those without one.
+
+    Raises:
+      InputError: a name that is not predicted, a level that is not, or a level for a surface
+        variable.
+    """
+    items = str(variable or MAP_VARIABLE).split(",")
+    choices = []
+    for item in items:
+        name, _, own = item.strip().partition(":")
+        if name not in names:
+            raise InputError(f"no {name!r} in the predictions: choose one of {list(names)}")
+        # In a list, --level is for the atmospheric variables; alone, it must fit the variable.
+        fallback = _as_level(level) if name in ATMOSPHERIC_VARIABLES or len(items) == 1 else None
+        choices.append((name, default_level(name, levels, _as_level(own) if own else fallback)))
+    return choices
+
+
+def lead_times(text, available) -> list[np.timedelta64]:
+    """``--lead-time`` as lead times: one (``24h``) or a comma-separated list (``24h,120h,240h``);
+    by default the last one predicted."""
+    if text is None or str(text).strip() == "":
+        return [parse_lead_time(None, available)]
+    return [parse_lead_time(item.strip(), available) for item in str(text).split(",")]
+
+
 def write_pictures(
     folder: Path,
     predictions: xr.Dataset,
@@ -92,36 +121,45 @@ def write_pictures(
     variable: str = MAP_VARIABLE,
     level: Optional[int] = None,
     lead_time=None,
+    region: Optional[str] = None,
 ) -> list[Path]:
-    """A prediction/target/difference map, a GIF over lead times and an RMSE chart.
+    """Maps of each chosen variable at each chosen lead time, a GIF per variable over every lead
+    time, and the RMSE chart.
 
-    ``targets`` may cover only the first lead times (a forecast-only dataset): a map or GIF at
-    lead times without a target shows the prediction alone, and without ``metrics`` there is no
-    RMSE chart.
+    ``variable`` and ``lead_time`` take one value or a comma-separated list (see
+    :func:`map_choices`, :func:`lead_times`); ``region`` (``lat0,lat1,lon0,lon1``) zooms the maps
+    and GIFs. ``targets`` may cover only the first lead times (a forecast-only dataset): a map or
+    GIF at lead times without a target shows the prediction alone, and without ``metrics`` there
+    is no RMSE chart.
     """
     from graphcast_zero import plotting
 
-    if variable not in predictions:
-        raise InputError(
-            f"no {variable!r} in the predictions: choose one of {list(predictions.data_vars)}"
-        )
-    level = default_level(variable, predictions["level"].values, level)
-    lead = parse_lead_time(lead_time, predictions["time"].values)
+    box = regions.parse_region(region)
+    choices = map_choices(variable, level, list(predictions.data_vars), predictions["level"].values)
+    leads = lead_times(lead_time, predictions["time"].values)
     mask = dataset.get("land_sea_mask")
-    label = variable + (f"_{level}hPa" if level is not None else "")
-    hours = int(pd.Timedelta(lead) / pd.Timedelta(hours=1))
-    pred = _field(predictions, variable, level)
-    true = _field(targets, variable, level) if targets.sizes.get("time") else None
-    title = f"{variable}" + (f" {level} hPa" if level is not None else "")
-    at_lead = true.sel(time=lead) if true is not None and lead in true["time"].values else None
-    whole = true if true is not None and true.sizes["time"] == pred.sizes["time"] else None
-    pictures = [
-        plotting.plot_map(
-            pred.sel(time=lead), at_lead, folder / f"map_{label}_{hours}h.png",
-            title=title, land_sea_mask=mask,
-        ),
-        plotting.animate(pred, folder / f"{label}.gif", field_target=whole, land_sea_mask=mask, title=title),
-    ]  # fmt: skip
+    mask = regions.cut(mask, box, region) if mask is not None else None
+    pictures = []
+    for name, chosen_level in choices:
+        label = name + (f"_{chosen_level}hPa" if chosen_level is not None else "")
+        title = f"{name}" + (f" {chosen_level} hPa" if chosen_level is not None else "")
+        title += _init_label(predictions)
+        pred = regions.cut(_field(predictions, name, chosen_level), box, region)
+        true = _field(targets, name, chosen_level) if targets.sizes.get("time") else None
+        true = regions.cut(true, box, region) if true is not None else None
+        for lead in leads:
+            at_lead = (
+                true.sel(time=lead) if true is not None and lead in true["time"].values else None
+            )
+            hours = int(pd.Timedelta(lead) / pd.Timedelta(hours=1))
+            pictures.append(plotting.plot_map(
+                pred.sel(time=lead), at_lead, folder / f"map_{label}_{hours}h.png",
+                title=title, land_sea_mask=mask,
+            ))  # fmt: skip
+        whole = true if true is not None and true.sizes["time"] == pred.sizes["time"] else None
+        pictures.append(plotting.animate(
+            pred, folder / f"{label}.gif", field_target=whole, land_sea_mask=mask, title=title,
+        ))  # fmt: skip
     if metrics is not None:
         chart_level = default_level("temperature", predictions["level"].values, None)
         pictures.append(
@@ -130,6 +168,15 @@ def write_pictures(
             )
         )
     return pictures
+
+
+def _init_label(predictions: xr.Dataset) -> str:
+    """``, init 2026-12-01 06 UTC`` when the predictions carry their valid times."""
+    if "datetime" not in predictions.coords:
+        return ""
+    valid = predictions["datetime"].values.reshape(-1, predictions.sizes["time"])[0, 0]
+    init = pd.Timestamp(valid) - pd.Timedelta(predictions["time"].values[0])
+    return f", init {init:%Y-%m-%d %H} UTC"
 
 
 # ---------------------------------------------------------------------------- evaluate and plot
@@ -282,14 +329,15 @@ def run_plot(
     variable: Optional[str] = None,
     level: Optional[int] = None,
     lead_time=None,
+    region: Optional[str] = None,
     log: Log = print,
 ) -> list[Path]:
-    """Draws maps (prediction, target, difference), a GIF and the RMSE chart for a run."""
+    """Draws maps (prediction, target, difference), GIFs and the RMSE chart for a run."""
     scored = score_run(paths, run, predictions, dataset)
     validation.check_writable_folder(scored.folder)
     pictures = write_pictures(
         scored.folder, scored.predictions, scored.targets, scored.dataset, scored.metrics,
-        variable or MAP_VARIABLE, _as_level(level), lead_time,
+        variable or MAP_VARIABLE, _as_level(level), lead_time, region,
     )  # fmt: skip
     log(f"Pictures written to {scored.folder}:\n" + "\n".join(f"  {p.name}" for p in pictures))
     return pictures
