@@ -88,7 +88,8 @@ def check_converter(
         )
     example_path = _local_example(paths, example, endpoint, progress)
     init = pd.Timestamp(parsed.date) + STEP
-    levels = tuple(int(v) for v in open_dataset(example_path)["level"].values)
+    with open_dataset(example_path) as example:
+        levels = tuple(int(v) for v in example["level"].values)
     candidate = plan_candidate(
         store_uris(store)[0], init, parsed.steps, parsed.resolution, levels, endpoint
     )

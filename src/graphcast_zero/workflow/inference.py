@@ -106,43 +106,49 @@ def run_inference(
     maps = maps or MapOptions()
     started = time.perf_counter()
     setup = load_setup(paths, params, dataset, stats_dir, steps)
-    _check_maps(maps, setup)
-    final, predictions_name = _output_place(paths, output, run_name, setup.params_path)
-    validation.check_writable_folder(final.parent)
-    load_s = time.perf_counter() - started
-    use_compilation_cache(paths.cache / "jax")
-    predictions, targets, inputs, timings = _forecast(
-        setup, precision, chunk_steps, progress, paths.cache / "graphs"
-    )
-    timings = {"load_and_check_s": load_s, **timings}
-    # Forecast-only datasets: only the lead times with targets are scored.
-    scored = slice(0, setup.target_steps)
-    metrics = None
-    if setup.target_steps:
-        metrics = evaluation.evaluate(
-            predictions.isel(time=scored), targets.isel(time=scored), last_inputs=inputs
+    # Open lazily for the forecast, and closed after it: an open file would pin a replaced one.
+    with setup.dataset:
+        _check_maps(maps, setup)
+        final, predictions_name = _output_place(paths, output, run_name, setup.params_path)
+        validation.check_writable_folder(final.parent)
+        load_s = time.perf_counter() - started
+        use_compilation_cache(paths.cache / "jax")
+        predictions, targets, inputs, timings = _forecast(
+            setup, precision, chunk_steps, progress, paths.cache / "graphs"
         )
-    with staged_folder(final) as stage:
-        write_netcdf(predictions, stage / predictions_name)
-        names = [predictions_name]
-        if metrics is not None:
-            evaluation.write_metrics_json(metrics, stage / "metrics.json")
-            evaluation.write_metrics_csv(metrics, stage / "metrics.csv")
-            names += ["metrics.json", "metrics.csv"]
-        pictures = write_pictures(
-            stage, predictions, targets.isel(time=scored), setup.dataset, metrics,
-            maps.variable, maps.level, maps.lead_time, maps.region,
-        )  # fmt: skip
-        timings["total_s"] = time.perf_counter() - started
-        info = _run_info(setup, precision, predictions_name, timings)
-        write_json(info, stage / RUN_INFO)
-        names += [RUN_INFO, *(p.name for p in pictures)]
-    files = [final / name for name in names]
-    log(f"Forecast of {setup.steps} steps written to {final}:")
-    if setup.target_steps < setup.steps:
-        log(f"  ({setup.target_steps} of {setup.steps} steps have targets: only those are scored)")
-    log("\n".join(f"  {path.name}" for path in files))
-    return InferenceResult(final, final / predictions_name, predictions, metrics, timings, files)
+        timings = {"load_and_check_s": load_s, **timings}
+        # Forecast-only datasets: only the lead times with targets are scored.
+        scored = slice(0, setup.target_steps)
+        metrics = None
+        if setup.target_steps:
+            metrics = evaluation.evaluate(
+                predictions.isel(time=scored), targets.isel(time=scored), last_inputs=inputs
+            )
+        with staged_folder(final) as stage:
+            write_netcdf(predictions, stage / predictions_name)
+            names = [predictions_name]
+            if metrics is not None:
+                evaluation.write_metrics_json(metrics, stage / "metrics.json")
+                evaluation.write_metrics_csv(metrics, stage / "metrics.csv")
+                names += ["metrics.json", "metrics.csv"]
+            pictures = write_pictures(
+                stage, predictions, targets.isel(time=scored), setup.dataset, metrics,
+                maps.variable, maps.level, maps.lead_time, maps.region,
+            )  # fmt: skip
+            timings["total_s"] = time.perf_counter() - started
+            info = _run_info(setup, precision, predictions_name, timings)
+            write_json(info, stage / RUN_INFO)
+            names += [RUN_INFO, *(p.name for p in pictures)]
+        files = [final / name for name in names]
+        log(f"Forecast of {setup.steps} steps written to {final}:")
+        if setup.target_steps < setup.steps:
+            log(
+                f"  ({setup.target_steps} of {setup.steps} steps have targets: only those are scored)"
+            )
+        log("\n".join(f"  {path.name}" for path in files))
+        return InferenceResult(
+            final, final / predictions_name, predictions, metrics, timings, files
+        )
 
 
 @dataclasses.dataclass(frozen=True)

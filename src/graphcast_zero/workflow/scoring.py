@@ -15,7 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from graphcast_zero import data, evaluation, regions, sources, validation
-from graphcast_zero.config import ATMOSPHERIC_VARIABLES, TaskConfig
+from graphcast_zero.config import ATMOSPHERIC_VARIABLES, STATIC_VARIABLES, TaskConfig
 from graphcast_zero.errors import InputError
 from graphcast_zero.paths import DataPaths, PathLike
 from graphcast_zero.workflow.choosing import newest_run
@@ -187,13 +187,14 @@ class ScoredRun:
     """Predictions of a finished run, the matching targets and last inputs, and the scores.
 
     ``targets`` and ``metrics`` cover the lead times the dataset holds targets for: none for a
-    forecast-only dataset (``metrics`` is then None).
+    forecast-only dataset (``metrics`` is then None). Everything is in memory: the dataset file
+    is closed once its window is read.
     """
 
     folder: Path
     predictions: xr.Dataset
     targets: xr.Dataset
-    dataset: xr.Dataset
+    dataset: xr.Dataset  # the dataset's static fields (the land-sea mask draws coastlines)
     metrics: Optional[evaluation.Evaluation]
 
 
@@ -243,17 +244,19 @@ def score_run(
     source = dataset or info.get("inputs", {}).get("dataset")
     if not source:
         raise InputError(f"{path} has no run.json naming its dataset: pass --dataset")
-    frame = sources.open_dataset(source)
     forecast = forecast.drop_vars("datetime", errors="ignore")
-    task = _scoring_task(forecast, frame, info)
-    validation.check_time_steps(frame, task, forecast.sizes["time"], Path(source).name)
-    inputs, targets, _ = data.forecast_window(frame, task, forecast.sizes["time"])
-    scored = slice(0, validation.target_steps(frame, task))
-    targets = targets.isel(time=scored)
+    # Closed when the window is read: a file held open would pin what a later fetch replaces.
+    with sources.open_dataset(source) as frame:
+        task = _scoring_task(forecast, frame, info)
+        validation.check_time_steps(frame, task, forecast.sizes["time"], Path(source).name)
+        inputs, targets, _ = data.forecast_window(frame, task, forecast.sizes["time"])
+        scored = slice(0, validation.target_steps(frame, task))
+        targets, inputs = targets.isel(time=scored).load(), inputs.load()
+        statics = frame[[n for n in STATIC_VARIABLES if n in frame]].load()
     metrics = None
     if targets.sizes["time"]:
         metrics = evaluation.evaluate(forecast.isel(time=scored), targets, last_inputs=inputs)
-    return ScoredRun(path.parent, forecast, targets, frame, metrics)
+    return ScoredRun(path.parent, forecast, targets, statics, metrics)
 
 
 def _scoring_task(forecast: xr.Dataset, dataset: xr.Dataset, info: dict) -> TaskConfig:

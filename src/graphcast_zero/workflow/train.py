@@ -236,11 +236,14 @@ def _train_and_save(paths, files, options, cadence, precision, progress, log) ->
     precision = precision_option(precision)
     cadence.check()
     inputs = choose_training_inputs(paths, files, options)
-    use_compilation_cache(paths.cache / "jax")
-    predictor = build_training_predictor(paths, inputs, precision)
-    writer = distributed.process_index() == 0
-    log = log if writer else _quiet
-    trained = train_predictor(predictor, inputs, cadence, progress=progress and writer, log=log)
+    try:
+        use_compilation_cache(paths.cache / "jax")
+        predictor = build_training_predictor(paths, inputs, precision)
+        writer = distributed.process_index() == 0
+        log = log if writer else _quiet
+        trained = train_predictor(predictor, inputs, cadence, progress=progress and writer, log=log)
+    finally:
+        inputs.data.close()
     first, last = trained.losses[0], trained.losses[-1]
     ran = len(trained.losses)
     wait = trained.data_wait
@@ -368,8 +371,8 @@ def _random_grid(paths: DataPaths, files: TrainingFiles) -> tuple[np.ndarray, np
         if files.dataset
         else newest_file(paths.dataset, "*.nc", "dataset", "run `invoke fetch-data`")
     )
-    frame = sources.open_dataset(path)
-    return frame["lat"].values, frame["lon"].values
+    with sources.open_dataset(path) as frame:
+        return frame["lat"].values, frame["lon"].values
 
 
 # ------------------------------------------------------------------------------ build and train

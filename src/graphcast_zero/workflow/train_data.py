@@ -83,6 +83,9 @@ class TrainingData:
     def record(self) -> dict:
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Releases what the windows read from (an open file), once training is done."""
+
 
 class FileData(TrainingData):
     """The sliding windows of a (lazily opened) dataset file that end where its targets do."""
@@ -96,6 +99,10 @@ class FileData(TrainingData):
 
     def record(self) -> dict:
         return {"source": DATASET, "dataset": str(self.path.absolute())}
+
+    def close(self) -> None:
+        # A file held open would pin what a later fetch replaces (HDF5 shares open files).
+        self.dataset.close()
 
 
 def check_file_data(dataset: xr.Dataset, name: str, task_config: TaskConfig, max_steps: int) -> int:
