@@ -253,7 +253,7 @@ def run_training(
         "climatology_period": "START/END of the computed climatology (default: the first "
         "initialisation to the last valid time)",
         "scheduler": "address of a running Dask scheduler (default: start a local cluster)",
-        "workers": "workers of the local cluster (default: one per GPU, else one)",
+        "workers": "workers of the local cluster (default: one per GPU, else two on a CPU)",
         "break_lock": "take over the store's lock left by a campaign that died",
         "data_dir": DATA_DIR_HELP,
     }

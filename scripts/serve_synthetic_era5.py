@@ -12,6 +12,7 @@ docs/hindcast.md has the whole walk-through. Needs the dev extras (``pip install
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resolution", type=float, default=4.0, help="grid spacing, degrees")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="the emulator's port")
     options = parser.parse_args(argv)
+    # `kill` stops it as Ctrl-C does: the emulator is stopped on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
     layout = KNOWN_LAYOUTS[options.layout]
     hours = int(options.days * 24) + 1
     with tempfile.TemporaryDirectory(prefix="synthetic-era5-") as folder:
@@ -53,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
             except KeyboardInterrupt:
                 print("Stopped.")
     return 0
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

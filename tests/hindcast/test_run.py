@@ -164,7 +164,7 @@ def climatology_by_hand(era5_store, name: str, level) -> dict[int, np.ndarray]:
     """Hour-of-day means of the period's 6-hourly frames, read from the store by coordinate
     (float64). Hour 18 has one frame in the period, so its anomalies of the truth are 0 and the
     ACC there is undefined (NaN) on both sides."""
-    opened = xr.open_zarr(era5_store, chunks=None)
+    opened = xr.open_zarr(era5_store, chunks=None, decode_timedelta=True)
     frames = pd.date_range("2022-01-01T00", "2022-01-02T12", freq="6h")
     field = opened[name].sel(time=frames, latitude=np.linspace(-90, 90, 46))
     if level is not None:
@@ -223,7 +223,9 @@ def test_the_scores_equal_the_tests_own_computation(first_run, reference, era5_s
     np.testing.assert_allclose(
         campaign.acc[name].sel(level_of).values, np.nanmean(correlations, axis=0), rtol=1e-6
     )
-    stored = xr.open_zarr(first_run.output, group="hindcast/climatology", chunks=None)
+    stored = xr.open_zarr(
+        first_run.output, group="hindcast/climatology", chunks=None, decode_timedelta=True
+    )
     kept = stored[name].sel(level_of) if level is not None else stored[name]
     for hour, expected in climatology.items():
         # Means of the same float32 values in float64, rounded to float32 when stored.

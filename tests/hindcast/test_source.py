@@ -59,7 +59,7 @@ def test_an_era5_store_is_planned_on_the_first_and_last_window(wb2_store):
     assert lat.tolist() == np.linspace(-90, 90, 46).tolist() and lon[-1] == 356
     window = source.window(spec, INITS[0], 1)
     assert window["temperature"].dims == ("batch", "time", "level", "lat", "lon")
-    store = xr.open_zarr(wb2_store, chunks=None)
+    store = xr.open_zarr(wb2_store, chunks=None, decode_timedelta=True)
     # Latitudes ascending on the model grid, the store's values at the same points.
     np.testing.assert_array_equal(
         window["2m_temperature"].isel(batch=0, time=1).sel(lat=-86.0).values,

@@ -41,7 +41,9 @@ def one_forecast(value: float, init) -> xr.Dataset:
 
 def test_a_new_store_holds_the_whole_time_axis_and_no_forecast(tmp_path):
     make_store(tmp_path / "h.zarr")
-    opened = xr.open_zarr(tmp_path / "h.zarr", consolidated=True, chunks=None)
+    opened = xr.open_zarr(
+        tmp_path / "h.zarr", consolidated=True, chunks=None, decode_timedelta=True
+    )
     assert opened["temperature"].dims == (
         "time", "prediction_timedelta", "level", "latitude", "longitude"
     )  # fmt: skip
@@ -82,7 +84,9 @@ def test_an_existing_store_must_be_the_same_campaign(tmp_path):
     (tmp_path / "other.zarr").mkdir()
     with pytest.raises(InputError, match="is not a hindcast store"):
         store.check_fingerprint(tmp_path / "other.zarr", FINGERPRINT)
-    stored = json.loads(xr.open_zarr(path, chunks=None).attrs[store.FINGERPRINT_ATTR])
+    stored = json.loads(
+        xr.open_zarr(path, chunks=None, decode_timedelta=True).attrs[store.FINGERPRINT_ATTR]
+    )
     assert stored == FINGERPRINT
 
 

@@ -47,7 +47,7 @@ class HindcastOptions:
       climatology_period: ``START/END`` of the computed climatology (default: the first
         initialisation to the last valid time the source holds).
       scheduler: a Dask scheduler address (``tcp://host:8786``); None starts a local cluster.
-      workers: workers of the local cluster (default: one per visible GPU, else one).
+      workers: workers of the local cluster (default: one per visible GPU, else two on a CPU).
       break_lock: take over a stale lock left by a campaign that died.
     """
 

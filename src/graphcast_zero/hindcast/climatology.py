@@ -68,7 +68,11 @@ def _opened(spec: ClimatologySpec) -> xr.Dataset:
         if spec.group is not None:
             with quiet_zarr():
                 _OPENED[spec] = xr.open_zarr(
-                    spec.uri, group=spec.group, consolidated=False, chunks=None
+                    spec.uri,
+                    group=spec.group,
+                    consolidated=False,
+                    chunks=None,
+                    decode_timedelta=True,
                 )
         else:
             _OPENED[spec] = sources.open_dataset(spec.uri, endpoint=spec.endpoint)
@@ -227,6 +231,8 @@ def has_computed(path: Path) -> bool:
 def computed_spec(path: Path) -> ClimatologySpec:
     """The computed climatology kept in the store at ``path``."""
     with quiet_zarr():
-        stored = xr.open_zarr(path, group=CLIMATOLOGY_GROUP, consolidated=False, chunks=None)
+        stored = xr.open_zarr(
+            path, group=CLIMATOLOGY_GROUP, consolidated=False, chunks=None, decode_timedelta=True
+        )
     description = stored.attrs.get("description", "computed from the source")
     return ClimatologySpec(str(path), CLIMATOLOGY_GROUP, None, str(description))

@@ -102,63 +102,82 @@ def run_hindcast(
         another campaign or is locked by one.
       FetchError: the source or the Dask scheduler cannot be reached.
     """
-    inits = init_times(options.init_start, options.init_end, options.every)
-    steps = positive_steps(options.steps)
-    precision = _precision(options.precision)
-    params_path = choose_params(paths, options.params)
-    checkpoint = load_checkpoint(params_path)
-    stats_dir = Path(options.stats_dir) if options.stats_dir else paths.stats
-    statistics = load_statistics(stats_dir)
-    task = checkpoint.task_config
-    validation.check_statistics(statistics, task, stats_dir)
-    variables = chosen_variables(options.variables, task)
-    levels = chosen_levels(options.levels, task, variables)
-    resolution = _resolution(options.resolution, checkpoint)
-    spec = source.resolve_source(
-        options.store, options.endpoint, inits, steps, resolution, tuple(task.pressure_levels)
-    )
-    lat, lon = source.grid(spec)
-    output = _output_path(paths, options.output, inits)
-    campaign = Campaign(
-        inits=inits, steps=steps, variables=variables, levels=levels, source=spec, output=output,
-        precision=precision, graphs_folder=str(paths.cache / "graphs"),
-        compile_folder=str(paths.cache / "jax"),
-    )  # fmt: skip
-    digest = _file_digest(params_path)
+    plan = _plan(paths, options)
+    campaign = plan.campaign
+    inits, output = campaign.inits, campaign.output
     log(
         f"Hindcast of {len(inits)} initialisations, {inits[0]:%Y-%m-%dT%H} … "
-        f"{inits[-1]:%Y-%m-%dT%H} every {options.every}, {steps} steps each, from "
-        f"{spec.describe()}, into {output}"
+        f"{inits[-1]:%Y-%m-%dT%H} every {options.every}, {campaign.steps} steps each, from "
+        f"{campaign.source.describe()}, into {output}"
     )
     lock = StoreLock(output / store.GROUP, output, heartbeat_s, stale_after_s)
     lock.acquire(break_stale=options.break_lock)
     try:
-        fingerprint = _fingerprint(campaign, options, digest, lat, lon)
-        attrs = _attributes(campaign, options, checkpoint, params_path, digest)
-        _open_or_create(campaign, fingerprint, attrs, lat, lon)
-        done = store.completed(output)
-        todo = [int(i) for i in np.flatnonzero(~done)]
-        log(f"  {int(done.sum())} already complete, {len(todo)} to forecast")
+        todo = _open_or_create(plan, options)
+        log(f"  {len(inits) - len(todo)} already complete, {len(todo)} to forecast")
         started = time.perf_counter()
         results = []
         if todo:
-            bundle = engine.ModelFiles(
-                str(params_path.absolute()), str(stats_dir.absolute()), digest
-            )
             with engine.dask_client(options.scheduler, options.workers, log) as client:
-                climatology = _climatology(client, campaign, options, lat, lon, log, progress)
-                results = _forecast(
-                    client, campaign, bundle, climatology, todo, progress, on_result
-                )
+                climatology = _climatology(client, plan, options, log, progress)
+                results = _forecast(client, plan, climatology, todo, progress, on_result)
         forecast_s = time.perf_counter() - started
-        record = _record(campaign, options, params_path, digest, results, forecast_s)
-        metrics, files = reports.write_reports(output, levels, record)
+        record = _record(plan, options, results, forecast_s)
+        metrics, files = reports.write_reports(output, campaign.levels, record)
     finally:
         lock.release()
     folder = reports.reports_folder(output)
-    _log_summary(log, output, folder, results, forecast_s, metrics, levels)
+    _log_summary(log, output, folder, results, forecast_s, metrics)
     return HindcastResult(
         output, folder, len(inits), len(inits) - len(todo), results, metrics, files, forecast_s
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """The campaign and what it was resolved from, before anything is written."""
+
+    campaign: Campaign
+    checkpoint: Checkpoint
+    params_path: Path
+    stats_dir: Path
+    digest: str  # the checkpoint file's SHA-256
+    lat: np.ndarray
+    lon: np.ndarray
+
+
+def _plan(paths: DataPaths, options: HindcastOptions) -> _Plan:
+    """Checks every option, the model and the source; resolves the campaign."""
+    inits = init_times(options.init_start, options.init_end, options.every)
+    steps = positive_steps(options.steps)
+    precision = _precision(options.precision)
+    if options.workers is not None and int(options.workers) < 1:
+        raise InputError(f"--workers must be at least 1, not {options.workers}")
+    params_path = choose_params(paths, options.params)
+    checkpoint = load_checkpoint(params_path)
+    stats_dir = Path(options.stats_dir) if options.stats_dir else paths.stats
+    task = checkpoint.task_config
+    validation.check_statistics(load_statistics(stats_dir), task, stats_dir)
+    variables = chosen_variables(options.variables, task)
+    levels = chosen_levels(options.levels, task, variables)
+    spec = source.resolve_source(
+        options.store, options.endpoint, inits, steps, _resolution(options.resolution, checkpoint),
+        tuple(task.pressure_levels),
+    )  # fmt: skip
+    if spec.kind == source.OFFICIAL:  # an ERA5 store is read on the model's grid and levels
+        dataset = source.opened(spec)[0]
+        validation.check_grid(dataset, checkpoint.model_config, spec.uri)
+        validation.check_levels(dataset, task, spec.uri)
+        validation.check_variables(dataset, task, spec.uri)
+    lat, lon = source.grid(spec)
+    campaign = Campaign(
+        inits=inits, steps=steps, variables=variables, levels=levels, source=spec,
+        output=_output_path(paths, options.output, inits), precision=precision,
+        graphs_folder=str(paths.cache / "graphs"), compile_folder=str(paths.cache / "jax"),
+    )  # fmt: skip
+    digest = _file_digest(params_path)
+    return _Plan(
+        campaign, checkpoint, params_path.absolute(), stats_dir.absolute(), digest, lat, lon
     )
 
 
@@ -199,34 +218,34 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fingerprint(campaign: Campaign, options: HindcastOptions, digest: str, lat, lon) -> dict:
+def _fingerprint(plan: _Plan, options: HindcastOptions) -> dict:
     """What makes two runs the same campaign, so one may resume the other's store."""
+    campaign = plan.campaign
     inits = campaign.inits
     return {
         "inits": [f"{inits[0]:%Y-%m-%dT%H:%M}", f"{inits[-1]:%Y-%m-%dT%H:%M}", len(inits)],
         "steps": campaign.steps,
         "variables": list(campaign.variables),
         "levels": list(campaign.levels),
-        "grid": [len(lat), len(lon)],
-        "checkpoint_sha256": digest,
+        "grid": [len(plan.lat), len(plan.lon)],
+        "checkpoint_sha256": plan.digest,
         "source": campaign.source.uri,
         "precision": campaign.precision,
         "climatology": options.climatology or f"computed {options.climatology_period or ''}",
     }
 
 
-def _attributes(
-    campaign: Campaign, options: HindcastOptions, checkpoint: Checkpoint, params: Path, digest: str
-) -> dict:
+def _attributes(plan: _Plan, options: HindcastOptions) -> dict:
     """The store's metadata: checkpoint, data source, package version and the campaign."""
+    campaign, checkpoint = plan.campaign, plan.checkpoint
     inits = campaign.inits
     return {
         "description": (
             f"GraphCast hindcast: {len(inits)} forecasts initialised {inits[0]:%Y-%m-%dT%H} … "
             f"{inits[-1]:%Y-%m-%dT%H} every {options.every}, {campaign.steps} steps of 6 h"
         ),
-        "checkpoint": params.name,
-        "checkpoint_sha256": digest,
+        "checkpoint": plan.params_path.name,
+        "checkpoint_sha256": plan.digest,
         "checkpoint_description": checkpoint.description or "",
         "model_config": json.dumps(dataclasses.asdict(checkpoint.model_config)),
         "task_config": json.dumps(dataclasses.asdict(checkpoint.task_config)),
@@ -247,25 +266,33 @@ def _version() -> str:
         return "unknown"
 
 
-def _open_or_create(campaign: Campaign, fingerprint: dict, attrs: dict, lat, lon) -> None:
-    """Checks an existing store against the campaign, or creates it."""
+def _open_or_create(plan: _Plan, options: HindcastOptions) -> list[int]:
+    """Checks an existing store against the campaign, or creates it; returns the store indices
+    of the initialisations still to forecast."""
+    campaign = plan.campaign
     output = campaign.output
+    fingerprint = _fingerprint(plan, options)
     if store.is_store(output):
         store.check_fingerprint(output, fingerprint)
-        return
-    strays = [p.name for p in output.iterdir() if p.name != store.GROUP] if output.exists() else []
-    if strays:
-        raise InputError(
-            f"--output {output} is a folder with other files ({strays[0]}, …): choose a new name"
+    else:
+        strays = (
+            [p.name for p in output.iterdir() if p.name != store.GROUP] if output.exists() else []
         )
-    template = store.forecast_template(
-        campaign.inits.values, campaign.lead_times, campaign.variables, campaign.levels, lat, lon
-    )
-    store.create_store(output, template, fingerprint, attrs)
+        if strays:
+            raise InputError(
+                f"--output {output} is a folder with other files ({strays[0]}, …): choose a new name"
+            )
+        template = store.forecast_template(
+            campaign.inits.values, campaign.lead_times, campaign.variables, campaign.levels,
+            plan.lat, plan.lon,
+        )  # fmt: skip
+        store.create_store(output, template, fingerprint, _attributes(plan, options))
+    return [int(i) for i in np.flatnonzero(~store.completed(output))]
 
 
-def _climatology(client, campaign: Campaign, options: HindcastOptions, lat, lon, log, progress):
+def _climatology(client, plan: _Plan, options: HindcastOptions, log, progress):
     """The climatology's spec: the store given, or the one computed into the hindcast store."""
+    campaign, lat, lon = plan.campaign, plan.lat, plan.lon
     if options.climatology:
         spec = clim.ClimatologySpec(
             options.climatology, None, options.endpoint, f"the store {options.climatology}"
@@ -293,15 +320,17 @@ def _climatology(client, campaign: Campaign, options: HindcastOptions, lat, lon,
     return spec
 
 
-def _forecast(client, campaign, bundle, climatology, todo, progress, on_result) -> list:
+def _forecast(client, plan: _Plan, climatology, todo, progress, on_result) -> list:
     from tqdm.auto import tqdm
 
+    campaign = plan.campaign
+    model = engine.ModelFiles(str(plan.params_path), str(plan.stats_dir), plan.digest)
     total = len(campaign.inits)
     results = []
     with tqdm(
         total=total, initial=total - len(todo), unit="init", desc="hindcast", disable=not progress
     ) as bar:
-        for result in engine.forecast_all(client, campaign, bundle, climatology, todo):
+        for result in engine.forecast_all(client, campaign, model, climatology, todo):
             results.append(result)
             bar.update(1)
             bar.set_postfix_str(f"{result.init:%Y-%m-%dT%H} in {result.seconds:.1f} s")
@@ -310,14 +339,14 @@ def _forecast(client, campaign, bundle, climatology, todo, progress, on_result) 
     return results
 
 
-def _record(campaign, options, params_path, digest, results, forecast_s) -> dict:
+def _record(plan: _Plan, options: HindcastOptions, results, forecast_s: float) -> dict:
     """``hindcast.json``: the options, inputs, this run's work and throughput, versions."""
     count = len(results)
     return {
         "options": dataclasses.asdict(options),
-        "source": campaign.source.describe(),
-        "checkpoint": str(params_path),
-        "checkpoint_sha256": digest,
+        "source": plan.campaign.source.describe(),
+        "checkpoint": str(plan.params_path),
+        "checkpoint_sha256": plan.digest,
         "this_run": {
             "forecasts": count,
             "wall_s": forecast_s,
@@ -331,7 +360,7 @@ def _record(campaign, options, params_path, digest, results, forecast_s) -> dict
     }
 
 
-def _log_summary(log, output, folder, results, forecast_s, metrics, levels) -> None:
+def _log_summary(log, output, folder, results, forecast_s, metrics) -> None:
     if results:
         rate = len(results) * 3600.0 / forecast_s
         log(f"Forecast {len(results)} initialisations in {forecast_s:.0f} s ({rate:.0f} per hour)")

@@ -162,7 +162,7 @@ def check_fingerprint(path: Path, fingerprint: dict) -> None:
     """
     try:
         with quiet_zarr():
-            attrs = xr.open_zarr(path, consolidated=True, chunks=None).attrs
+            attrs = xr.open_zarr(path, consolidated=True, chunks=None, decode_timedelta=True).attrs
         stored = json.loads(attrs[FINGERPRINT_ATTR])
     except Exception:  # zarr and json raise many types for a store that is not ours
         raise InputError(
@@ -215,7 +215,9 @@ def _write_region(path: Path, group: Optional[str], index: int, values: xr.Datas
 def read_status(path: Path) -> xr.Dataset:
     """``complete`` and ``forecast_seconds`` per initialisation."""
     with quiet_zarr():
-        return xr.open_zarr(path, group=GROUP, consolidated=False, chunks=None).load()
+        return xr.open_zarr(
+            path, group=GROUP, consolidated=False, chunks=None, decode_timedelta=True
+        ).load()
 
 
 def completed(path: Path) -> np.ndarray:
@@ -224,17 +226,19 @@ def completed(path: Path) -> np.ndarray:
 
 
 def read_scores(path: Path) -> dict[str, xr.Dataset]:
-    """Every score field, loaded (NaN for forecasts not done)."""
+    """Every score field, loaded (NaN for forecasts not done), variables in name order."""
+    fields = {}
     with quiet_zarr():
-        return {
-            field: xr.open_zarr(
-                path, group=f"{SCORE_GROUP}/{field}", consolidated=False, chunks=None
+        for field in SCORE_FIELDS:
+            group = f"{SCORE_GROUP}/{field}"
+            values = xr.open_zarr(
+                path, group=group, consolidated=False, chunks=None, decode_timedelta=True
             ).load()
-            for field in SCORE_FIELDS
-        }
+            fields[field] = values[sorted(values.data_vars)]
+    return fields
 
 
 def open_forecasts(path: Path) -> xr.Dataset:
     """The forecasts, lazily (without Dask), as a WeatherBench2 reader opens them."""
     with quiet_zarr():
-        return xr.open_zarr(path, consolidated=True, chunks=None)
+        return xr.open_zarr(path, consolidated=True, chunks=None, decode_timedelta=True)

@@ -31,6 +31,7 @@ import xarray as xr
 
 from graphcast_zero import validation
 from graphcast_zero.checkpoint import Checkpoint
+from graphcast_zero.errors import GraphCastZeroError
 from graphcast_zero.hindcast import climatology as climatology_module
 from graphcast_zero.hindcast import scores as scores_module
 from graphcast_zero.hindcast import source, store
@@ -77,6 +78,8 @@ class InitResult:
       scored_steps: lead times that had a truth.
       worker: the host and process that made it.
       device: the device kind it ran on.
+      error: why the window could not be forecast (a NaN input, say), when it could not: returned
+        rather than raised, so Dask does not retry what would fail again.
     """
 
     index: int
@@ -85,6 +88,7 @@ class InitResult:
     scored_steps: int
     worker: str
     device: str
+    error: Optional[GraphCastZeroError] = None
 
 
 def load_bundle(params: str, stats_dir: str, key: str) -> ModelBundle:
@@ -110,17 +114,17 @@ def forecast_window(
     index: int,
     window: xr.Dataset,
 ) -> InitResult:
-    """Task: forecasts the window, scores it and writes both into the store; returns a summary.
-
-    Raises:
-      InputError: the window does not fit the model (a missing variable, NaN inputs).
-    """
+    """Task: forecasts the window, scores it and writes both into the store; returns a summary
+    (with the error when the window does not fit the model: a missing variable, NaN inputs)."""
+    init = campaign.inits[index]
+    task = bundle.checkpoint.task_config
+    name = f"{campaign.source.uri} at {init:%Y-%m-%dT%H}"
+    try:
+        validation.check_dataset(window, name, bundle.checkpoint.model_config, task, campaign.steps)
+    except GraphCastZeroError as error:
+        return InitResult(index, init, 0.0, 0, _worker_name(), "", error)
     with _FORECASTING:
         started = time.perf_counter()
-        init = campaign.inits[index]
-        task = bundle.checkpoint.task_config
-        name = f"{campaign.source.uri} at {init:%Y-%m-%dT%H}"
-        validation.check_dataset(window, name, bundle.checkpoint.model_config, task, campaign.steps)
         model = prepared_model(campaign, bundle, window["lat"].values, window["lon"].values)
         predictions, targets, inputs = _forecast(model, window, campaign.steps)
         kept = _kept(predictions, campaign)
