@@ -35,3 +35,18 @@ def test_a_window_with_nan_inputs_returns_its_error(tmp_path):
     assert "2m_temperature has 1 NaN/inf values" in str(result.error)
     assert not (tmp_path / "never.zarr").exists()  # nothing was written
     assert isinstance(window, xr.Dataset) and window.sizes["time"] == 4
+
+
+def test_a_worker_builds_the_predictor_once_per_checkpoint_and_grid(tmp_path):
+    spec = SourceSpec(str(FIXTURE_DATASET), None, OFFICIAL, 4.0, PRESSURE_LEVELS_13)
+    plan = Campaign(
+        pd.DatetimeIndex(["2022-01-01T06"]), 1, ("2m_temperature",), (), spec, tmp_path, "float32"
+    )
+    checkpoint = load_checkpoint(OFFICIAL_FIXTURE / "params" / "random_small.npz")
+    statistics = load_statistics(OFFICIAL_FIXTURE / "stats")
+    lat, lon = np.linspace(-90, 90, 46), np.arange(90) * 4.0
+    first = worker.prepared_model(plan, worker.ModelBundle("a", checkpoint, statistics), lat, lon)
+    again = worker.prepared_model(plan, worker.ModelBundle("a", checkpoint, statistics), lat, lon)
+    assert again is first  # the same predictor and compiled program: no second compile
+    other = worker.prepared_model(plan, worker.ModelBundle("b", checkpoint, statistics), lat, lon)
+    assert other is not first and other.predictor.lat.size == 46
