@@ -312,6 +312,54 @@ def run_training(
     )  # fmt: skip
 
 
+@gz_task(
+    help={
+        "init_start": "first initialisation time, UTC (e.g. 2022-01-01T00)",
+        "init_end": "last initialisation time, UTC (e.g. 2022-03-31T12)",
+        "every": "time between initialisations (e.g. 12h, 1d)",
+        "steps": "6-hour forecast steps from each initialisation (40: 10 days)",
+        "variables": "comma-separated variables to keep (default: every predicted one)",
+        "levels": "comma-separated pressure levels to keep, hPa (default: the model's)",
+        "store": "auto (the cheaper public ERA5 store), arco, wb2, an ERA5 store's address, or "
+        "an official-layout dataset spanning the campaign",
+        "endpoint": "GCS-compatible mirror or emulator URL for gs:// stores",
+        "output": "Zarr store to write (default: <data>/outputs/hindcast-<start>-<end>.zarr)",
+        "params": "checkpoint .npz (default: the one in <data>/params)",
+        "stats_dir": "folder with the three statistics files (default: <data>/stats)",
+        "resolution": "grid spacing in degrees, for a model that fits any grid (resolution 0)",
+        "precision": PRECISION_HELP,
+        "climatology": "climatology store in WeatherBench2's layout for ACC (default: computed "
+        "from the source)",
+        "climatology_period": "START/END of the computed climatology (default: the first "
+        "initialisation to the last valid time)",
+        "scheduler": "address of a running Dask scheduler (default: start a local cluster)",
+        "workers": "workers of the local cluster (default: one per GPU, else two on a CPU)",
+        "break_lock": "take over the store's lock left by a campaign that died",
+        "data_dir": DATA_DIR_HELP,
+    }
+)
+def hindcast(
+    c, init_start: str, init_end: str, every: str = "12h", steps: int = 40,
+    variables: Optional[str] = None, levels: Optional[str] = None, store: str = "auto",
+    endpoint: Optional[str] = None, output: Optional[str] = None, params: Optional[str] = None,
+    stats_dir: Optional[str] = None, resolution: float = 0.0, precision: str = "auto",
+    climatology: Optional[str] = None, climatology_period: Optional[str] = None,
+    scheduler: Optional[str] = None, workers: int = 0, break_lock: bool = False,
+    data_dir: Optional[str] = None,
+):  # fmt: skip
+    """Forecast every initialisation of a range into one Zarr store (WeatherBench2 layout), on Dask."""
+    from graphcast_zero.hindcast import HindcastOptions, run_hindcast
+
+    options = HindcastOptions(
+        init_start=init_start, init_end=init_end, every=every, steps=steps, variables=variables,
+        levels=levels, store=store, endpoint=endpoint, output=output, params=params,
+        stats_dir=stats_dir, resolution=resolution or None, precision=precision,
+        climatology=climatology, climatology_period=climatology_period, scheduler=scheduler,
+        workers=workers or None, break_lock=break_lock,
+    )  # fmt: skip
+    run_hindcast(data_paths(c, data_dir), options)
+
+
 EVALUATE_HELP = {
     "run": "run folder under <data>/outputs (default: the newest)",
     "predictions": "predictions .nc to use instead of a run folder",

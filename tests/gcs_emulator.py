@@ -65,9 +65,10 @@ main(sys.argv[1:])
 
 
 @contextlib.contextmanager
-def running_emulator() -> Iterator[str]:
-    """Starts the emulator; yields its endpoint URL (``http://127.0.0.1:PORT``)."""
-    port = free_port()
+def running_emulator(port: Optional[int] = None) -> Iterator[str]:
+    """Starts the emulator (on ``port``, default a free one); yields its endpoint URL
+    (``http://127.0.0.1:PORT``)."""
+    port = port or free_port()
     command = [
         sys.executable,
         "-c",

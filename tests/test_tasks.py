@@ -26,6 +26,7 @@ CONTRACT_OPTIONS = {
     "evaluate": {"run", "predictions", "variable", "level", "lead-time", "data-dir"},
     "plot": {"run", "predictions", "variable", "level", "lead-time", "data-dir"},
     "demo": {"data-dir"},
+    "hindcast": {"init-start", "init-end", "every", "steps", "scheduler", "output", "data-dir"},
     "doctor": {"data-dir", "bucket-timeout", "endpoint"},
     "test": {"pytest-args"},
     "lint": set(),

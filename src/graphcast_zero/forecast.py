@@ -25,6 +25,7 @@ def forecast_dataset(
     *,
     chunk_steps: Optional[int] = None,
     on_chunk: Optional[Callable[[int, int], None]] = None,
+    program: Optional[rollout.RolloutProgram] = None,
 ) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
     """Forecasts ``steps`` 6-hour steps from the start of ``dataset``.
 
@@ -33,7 +34,7 @@ def forecast_dataset(
       params: its parameters (device arrays).
       dataset: official layout, with a ``datetime`` coordinate; its first frames are the inputs.
       steps: how many steps to forecast (the dataset holds at least that many targets).
-      chunk_steps, on_chunk: as for :func:`graphcast_zero.rollout.predict`.
+      chunk_steps, on_chunk, program: as for :func:`graphcast_zero.rollout.predict`.
 
     Returns:
       (predictions, targets, inputs): the predictions in the official layout with lead times and
@@ -48,6 +49,7 @@ def forecast_dataset(
         data.dataset_to_arrays(forcings),
         chunk_steps=chunk_steps,
         on_chunk=on_chunk,
+        program=program,
     )
     reference = dataset["datetime"].isel(time=task.input_frames - 1).values  # [batch]
     predictions = data.arrays_to_dataset(

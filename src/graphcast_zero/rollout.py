@@ -8,6 +8,7 @@ has the same shape and nothing recompiles.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Optional
@@ -79,6 +80,27 @@ def chunk_program(predictor: Predictor, backend: Optional[str] = None):
     return jax.jit(functools.partial(rollout_scan, predictor), donate_argnums=donate)
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class RolloutProgram:
+    """The jitted functions a forecast runs: kept and reused, they trace and compile once.
+
+    Each ``predict`` call otherwise wraps new functions, which JAX traces again; a caller that
+    forecasts many times with one predictor (a hindcast worker) builds this once.
+
+    Attributes:
+      run: :func:`chunk_program` of the predictor.
+      prepare: ``predictor.prepare`` jitted (the step-independent edge terms).
+    """
+
+    run: Callable
+    prepare: Callable
+
+
+def rollout_program(predictor: Predictor) -> RolloutProgram:
+    """The jitted chunk program and ``prepare`` of ``predictor``, to pass to :func:`predict`."""
+    return RolloutProgram(run=chunk_program(predictor), prepare=jax.jit(predictor.prepare))
+
+
 def _pad_steps(forcings: dict[str, np.ndarray], steps: int) -> dict[str, np.ndarray]:
     """Repeats the last forcing frame so a short final chunk has the full chunk length."""
     have = next(iter(forcings.values())).shape[1]
@@ -96,6 +118,7 @@ def predict(
     forcings: dict[str, np.ndarray],
     chunk_steps: Optional[int] = None,
     on_chunk: Optional[Callable[[int, int], None]] = None,
+    program: Optional[RolloutProgram] = None,
 ) -> dict[str, np.ndarray]:
     """Runs a rollout over every forcing step and returns host arrays.
 
@@ -106,21 +129,23 @@ def predict(
       forcings: every forcing variable at the target times, [batch, steps, lat, lon, channels].
       chunk_steps: steps per compiled chunk (default: all steps in one chunk).
       on_chunk: called as ``on_chunk(steps_done, steps_total)`` after each chunk, for progress.
+      program: :func:`rollout_program` of ``predictor``, to reuse across forecasts (default:
+        built for this call).
 
     Returns:
       Per target variable, [batch, steps, lat, lon, channels] float32 numpy arrays.
     """
     total = next(iter(forcings.values())).shape[1]
     chunk = min(chunk_steps or total, total)
-    run = chunk_program(predictor)
+    program = program or rollout_program(predictor)
     # Computed once for every chunk: the encoded edges depend only on parameters and graph.
-    constants = jax.jit(predictor.prepare)(params, predictor.constants())
+    constants = program.prepare(params, predictor.constants())
     state = {n: jnp.asarray(v) for n, v in inputs.items()}
     pieces: list[dict[str, np.ndarray]] = []
     for start in range(0, total, chunk):
         piece = {n: v[:, start : start + chunk] for n, v in forcings.items()}
         done = next(iter(piece.values())).shape[1]
-        state, predictions = run(params, constants, state, _pad_steps(piece, chunk))
+        state, predictions = program.run(params, constants, state, _pad_steps(piece, chunk))
         pieces.append({n: np.asarray(v[:, :done]) for n, v in predictions.items()})
         if on_chunk is not None:
             on_chunk(start + done, total)

@@ -50,15 +50,11 @@ def store_uris(store: str) -> list[str]:
 
 def parse_init(text: str) -> Optional[pd.Timestamp]:
     """``2023-06-01T06`` (any ISO form, UTC) as a timestamp; None for ``latest``."""
+    from graphcast_zero.workflow.options import time_option
+
     if str(text).strip().lower() == LATEST:
         return None
-    try:
-        stamp = pd.Timestamp(str(text).strip())
-    except ValueError:
-        stamp = None
-    if stamp is None or stamp is pd.NaT:
-        raise InputError(f"--init {text!r} is not a time: use e.g. 2023-06-01T06 or latest")
-    return stamp.tz_convert(None) if stamp.tzinfo else stamp
+    return time_option(text, "--init", "2023-06-01T06 or latest")
 
 
 def plan_candidate(

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from graphcast_zero.config import TASK_13, TASK_37, ModelConfig, TaskConfig
 from graphcast_zero.errors import InputError
@@ -42,6 +43,18 @@ def positive_number(value, option: str) -> float:
     if not number > 0:
         raise InputError(f"{option} must be a positive number, not {value!r}")
     return number
+
+
+def time_option(text, option: str, example: str = "2022-01-01T00") -> pd.Timestamp:
+    """A UTC time option (``2022-01-01T00``, or any form pandas reads) as a naive timestamp;
+    else an InputError naming the option and ``example``."""
+    try:
+        stamp = pd.Timestamp(str(text).strip())
+    except ValueError:
+        stamp = None
+    if stamp is None or stamp is pd.NaT:
+        raise InputError(f"{option} {text!r} is not a time: use e.g. {example}")
+    return stamp.tz_convert(None) if stamp.tzinfo else stamp
 
 
 @dataclasses.dataclass(frozen=True)

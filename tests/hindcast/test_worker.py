@@ -1,0 +1,52 @@
+"""A worker's forecast task on a window that does not fit the model: the error comes back as the
+task's result (Dask would retry a raised one to no purpose)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from graphcast_zero.checkpoint import load_checkpoint
+from graphcast_zero.config import PRESSURE_LEVELS_13
+from graphcast_zero.errors import InputError
+from graphcast_zero.hindcast import worker
+from graphcast_zero.hindcast.campaign import Campaign
+from graphcast_zero.hindcast.source import OFFICIAL, SourceSpec
+from graphcast_zero.statistics import load_statistics
+
+from ..conftest import FIXTURE_DATASET
+from ..conftest import OFFICIAL as OFFICIAL_FIXTURE
+
+
+def test_a_window_with_nan_inputs_returns_its_error(tmp_path):
+    spec = SourceSpec(str(FIXTURE_DATASET), None, OFFICIAL, 4.0, PRESSURE_LEVELS_13)
+    plan = Campaign(
+        pd.DatetimeIndex(["2022-01-01T06"]), 2, ("2m_temperature",), (), spec,
+        tmp_path / "never.zarr", "auto",
+    )  # fmt: skip
+    checkpoint = load_checkpoint(OFFICIAL_FIXTURE / "params" / "random_small.npz")
+    bundle = worker.ModelBundle("key", checkpoint, load_statistics(OFFICIAL_FIXTURE / "stats"))
+    window = worker.load_window(plan, 0)
+    broken = window.copy(deep=True)
+    broken["2m_temperature"][0, 1, 3, 4] = np.nan  # the last input frame
+    result = worker.forecast_window(plan, bundle, None, 0, broken)
+    assert isinstance(result.error, InputError)
+    assert "2m_temperature has 1 NaN/inf values" in str(result.error)
+    assert not (tmp_path / "never.zarr").exists()  # nothing was written
+    assert isinstance(window, xr.Dataset) and window.sizes["time"] == 4
+
+
+def test_a_worker_builds_the_predictor_once_per_checkpoint_and_grid(tmp_path):
+    spec = SourceSpec(str(FIXTURE_DATASET), None, OFFICIAL, 4.0, PRESSURE_LEVELS_13)
+    plan = Campaign(
+        pd.DatetimeIndex(["2022-01-01T06"]), 1, ("2m_temperature",), (), spec, tmp_path, "float32"
+    )
+    checkpoint = load_checkpoint(OFFICIAL_FIXTURE / "params" / "random_small.npz")
+    statistics = load_statistics(OFFICIAL_FIXTURE / "stats")
+    lat, lon = np.linspace(-90, 90, 46), np.arange(90) * 4.0
+    first = worker.prepared_model(plan, worker.ModelBundle("a", checkpoint, statistics), lat, lon)
+    again = worker.prepared_model(plan, worker.ModelBundle("a", checkpoint, statistics), lat, lon)
+    assert again is first  # the same predictor and compiled program: no second compile
+    other = worker.prepared_model(plan, worker.ModelBundle("b", checkpoint, statistics), lat, lon)
+    assert other is not first and other.predictor.lat.size == 46
