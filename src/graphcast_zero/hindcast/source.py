@@ -32,10 +32,10 @@ from graphcast_zero.sources.layouts import (
     detect_layout,
     valid_range,
 )
+from graphcast_zero.sources.official_file import INPUT_FRAMES
 
 ERA5 = "era5"  # an ERA5 store, converted window by window
 OFFICIAL = "official"  # a dataset in the official layout, windows selected
-INPUT_FRAMES = era5_plan.INPUT_FRAMES
 READS_PER_WINDOW = 4  # parallel chunk reads of one conversion
 # netCDF4 (and HDF5 under it) is not thread-safe, and the conversion calls it directly, outside
 # xarray's own lock: a worker's threads take this one for any NetCDF work of theirs.
