@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-import types
 
 import pytest
 
@@ -27,16 +26,6 @@ def test_doublings_end_at_the_largest(memory_fit):
     assert memory_fit.doublings(1) == [1]
     assert memory_fit.doublings(8) == [1, 2, 4, 8]
     assert memory_fit.doublings(12) == [1, 2, 4, 8, 12]
-
-
-def test_peak_is_arguments_outputs_and_temporaries_less_aliases(memory_fit):
-    stats = types.SimpleNamespace(
-        argument_size_in_bytes=100,
-        output_size_in_bytes=20,
-        temp_size_in_bytes=300,
-        alias_size_in_bytes=20,
-    )
-    assert memory_fit.peak_bytes(stats) == 400
 
 
 def test_largest_fitting_prefers_the_most_work_then_the_larger_batch(memory_fit):
@@ -131,14 +120,17 @@ def test_the_h100_target_compiles_without_a_gpu_or_says_what_to_install(memory_f
 def test_operands_placed_on_a_device_compile_to_the_same_estimate(memory_fit):
     import jax
 
+    from graphcast_zero.memory import MemoryPlan, compiled_bytes
+
     cpu = jax.devices("cpu")[0]
     plain = memory_fit.Candidates("tiny", "float32")
     placed = memory_fit.Candidates("tiny", "float32", device=cpu)
+    plan = MemoryPlan()
     # On a CPU a forecast keeps the edge terms, so inference is compiled with them prepared.
-    assert placed.predictor.reuse_edge_terms
-    assert "static" in placed.operands("inference", 1, 1)[1]
-    assert "static" not in placed.operands("training", 1, 1)[1]
-    operands = placed.operands("training", 2, 1)
+    assert placed.base.reuse_edge_terms
+    assert "static" in placed.operands("inference", 1, 1, plan)[1]
+    assert "static" not in placed.operands("training", 1, 1, plan)[1]
+    operands = placed.operands("training", 2, 1, plan)
     leaves = jax.tree.leaves(operands)
     assert all(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in leaves)
     assert {leaf.sharding.device_set == {cpu} for leaf in leaves} == {True}
@@ -147,7 +139,31 @@ def test_operands_placed_on_a_device_compile_to_the_same_estimate(memory_fit):
         lambda a: a.shape, plain.params
     )
     assert next(iter(operands[3].values())).shape[:2] == (2, 1)  # targets [batch, steps, ...]
-    estimate = memory_fit.peak_bytes
-    assert estimate(placed.compile("inference", 1, 2).memory_analysis()) == estimate(
-        plain.compile("inference", 1, 2).memory_analysis()
-    )
+
+    def estimate(candidates):
+        program = candidates.program("inference", plan)
+        return compiled_bytes(
+            program.lower(*candidates.operands("inference", 1, 2, plan)).compile()
+        )
+
+    assert estimate(placed) == estimate(plain)
+
+
+def test_chunked_operands_carry_the_grid_edges_by_chunk(memory_fit):
+    from graphcast_zero.memory import MemoryPlan
+
+    candidates = memory_fit.Candidates("tiny", "float32")
+    graph = candidates.operands("training", 1, 1, MemoryPlan(grid_chunks=3), placed=False)[1]
+    graph = graph["graph"]
+    assert graph["grid2mesh"]["senders"].shape[0] == 3
+    assert graph["mesh2grid"]["features"].shape[0] == 3
+    assert graph["mesh"]["senders"].ndim == 1  # the processor's edges are not chunked
+
+
+def test_scheduler_is_given_the_budget_as_a_share_of_the_device(memory_fit):
+    # XLA's default lets a program fill 95% of the device; a 20 GiB budget on 80 GiB: 23%.
+    assert memory_fit.scheduler_options(80 * 2**30, 20 * 2**30) == {
+        "xla_gpu_memory_limit_slop_factor": 23
+    }
+    assert memory_fit.scheduler_options(80 * 2**30, 80 * 2**30) == {}
+    assert memory_fit.scheduler_options(None, 20 * 2**30) == {}

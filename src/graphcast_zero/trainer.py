@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from graphcast_zero import data, training
+from graphcast_zero import data, memory, training
 from graphcast_zero.atomic import atomic_path
 from graphcast_zero.errors import InputError
 from graphcast_zero.model.graphcast import input_frames
@@ -110,6 +110,54 @@ def check_batch_size(batch_size: int, num_devices: int) -> None:
         )
 
 
+def choose_memory_plan(
+    predictor: Predictor,
+    params,
+    optimizer,
+    opt_state,
+    windows: list[Window],
+    batch_size: int,
+    placement: Placement,
+    grid_chunks: Optional[int] = None,
+    remat: str = "auto",
+    budget: Optional[float] = None,
+) -> tuple[memory.Choice, Any]:
+    """The cheapest memory plan whose training step fits the device (``memory.choose``).
+
+    Each candidate's optimiser step is compiled (not run) for the first batch, and XLA's buffer
+    assignment compared with the device's memory.
+
+    Args:
+      predictor: the model (its own plan is ignored).
+      params, optimizer, opt_state, windows, batch_size, placement: as for ``train``.
+      grid_chunks: a fixed chunk count, or None to choose.
+      remat: ``auto`` or a fixed choice (see ``memory.restrict``).
+      budget: usable device bytes (default: ``memory.device_budget()``).
+
+    Returns:
+      (the choice, the chosen plan's compiled step for ``train``, or None when nothing was
+      compiled).
+    """
+    loss_steps = next(iter(windows[0].targets.values())).shape[1]
+    plans = memory.restrict(
+        memory.ladder(predictor.graphs.num_grid_nodes, True, loss_steps), grid_chunks, remat
+    )
+    batch = batch_of(windows, 0, batch_size)
+    arrays = [placement.batched(part) for part in (batch.inputs, batch.targets, batch.forcings)]
+    state = placement.replicated(params), placement.replicated(opt_state)
+    compiled = {}
+
+    def measure(plan: memory.MemoryPlan) -> int:
+        planned = dataclasses.replace(predictor, memory=plan)
+        constants = placement.replicated(planned.constants())
+        step = training.make_train_step(planned, optimizer)
+        compiled[plan] = step.lower(*state, constants, *arrays).compile()
+        return memory.compiled_bytes(compiled[plan])
+
+    choice = memory.choose(plans, measure, memory.device_budget() if budget is None else budget)
+    return choice, compiled.get(choice.plan)
+
+
 @dataclasses.dataclass
 class LoopResult:
     """Parameters and optimiser state after the loop, and the loss of each iteration."""
@@ -130,10 +178,15 @@ def train(
     placement: Placement,
     first_iteration: int = 0,
     on_iteration: Optional[Callable[[int, float], None]] = None,
+    compiled_step=None,
 ) -> LoopResult:
-    """Runs ``iterations`` optimiser steps; the loss reported is the one before each update."""
+    """Runs ``iterations`` optimiser steps; the loss reported is the one before each update.
+
+    ``compiled_step``: the step ``choose_memory_plan`` compiled for this predictor's plan, to
+    run instead of compiling it again.
+    """
     check_batch_size(batch_size, placement.num_devices)
-    step = training.make_train_step(predictor, optimizer)
+    step = compiled_step or training.make_train_step(predictor, optimizer)
     params, opt_state = placement.replicated(params), placement.replicated(opt_state)
     constants = placement.replicated(predictor.constants())
     losses = []

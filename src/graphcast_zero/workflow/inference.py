@@ -79,6 +79,7 @@ def run_inference(
     precision: str = "auto",
     run_name: Optional[str] = None,
     chunk_steps: Optional[int] = None,
+    grid_chunks: int = 0,
     progress: bool = True,
     log: Log = print,
 ) -> InferenceResult:
@@ -93,8 +94,10 @@ def run_inference(
       precision: ``auto`` (bfloat16 on accelerators as published, float32 on CPUs),
         ``bfloat16`` or ``float32``.
       run_name: the run folder's name (default: timestamp and model name).
-      chunk_steps: steps per compiled call (default 1, as the official demo: each step
-        updates the progress bar and leaves the device).
+      chunk_steps: steps per compiled call (default: all of them; each step's predictions
+        leave the device, and update the progress bar, as soon as they are made).
+      grid_chunks: chunks of grid nodes for the encoder and decoder (0: the fewest that fit
+        the device's memory, see ``memory``); the choice goes into run.json.
       progress: show a progress bar over steps.
       log: where to print messages.
 
@@ -108,8 +111,10 @@ def run_inference(
     validation.check_writable_folder(final.parent)
     load_s = time.perf_counter() - started
     use_compilation_cache(paths.cache / "jax")
-    predictions, targets, inputs, timings = _forecast(
-        setup, precision, chunk_steps, progress, paths.cache / "graphs"
+    if grid_chunks < 0:
+        raise InputError(f"--grid-chunks must be 0 (choose) or more, not {grid_chunks}")
+    predictions, targets, inputs, timings, plan = _forecast(
+        setup, precision, chunk_steps, grid_chunks or None, progress, paths.cache / "graphs"
     )
     timings = {"load_and_check_s": load_s, **timings}
     metrics = evaluation.evaluate(predictions, targets, last_inputs=inputs)
@@ -119,7 +124,7 @@ def run_inference(
         evaluation.write_metrics_csv(metrics, stage / "metrics.csv")
         pictures = write_pictures(stage, predictions, targets, setup.dataset, metrics)
         timings["total_s"] = time.perf_counter() - started
-        info = _run_info(setup, precision, predictions_name, timings)
+        info = {**_run_info(setup, precision, predictions_name, timings), "memory": plan}
         write_json(info, stage / RUN_INFO)
         names = [
             predictions_name,
@@ -153,9 +158,15 @@ def _output_place(
 
 
 def _forecast(
-    setup: Setup, precision: str, chunk_steps: Optional[int], progress: bool, graphs_folder: Path
+    setup: Setup,
+    precision: str,
+    chunk_steps: Optional[int],
+    grid_chunks: Optional[int],
+    progress: bool,
+    graphs_folder: Path,
 ):
-    """Builds the predictor and runs the rollout; returns datasets and timings."""
+    """Builds the predictor, chooses its memory plan and runs the rollout; returns datasets,
+    timings and the plan (as run.json records it)."""
     import jax
 
     from graphcast_zero import rollout
@@ -173,14 +184,16 @@ def _forecast(
     )
     graph_s = time.perf_counter() - started
     params = jax.tree.map(jax.numpy.asarray, setup.checkpoint.params)
+    input_arrays, forcing_arrays = data.dataset_to_arrays(inputs), data.dataset_to_arrays(forcings)
+    started = time.perf_counter()
+    choice = rollout.choose_memory_plan(
+        predictor, params, input_arrays, forcing_arrays, chunk_steps, grid_chunks
+    )
+    predictor = dataclasses.replace(predictor, memory=choice.plan)
+    plan_s = time.perf_counter() - started
     timer = _StepTimer(setup.steps, progress)
     arrays = rollout.predict(
-        predictor,
-        params,
-        data.dataset_to_arrays(inputs),
-        data.dataset_to_arrays(forcings),
-        chunk_steps=chunk_steps or 1,
-        on_chunk=timer,
+        predictor, params, input_arrays, forcing_arrays, chunk_steps=chunk_steps, on_step=timer
     )
     reference = setup.dataset["datetime"].isel(time=input_frames(task) - 1).values  # [batch]
     predictions = data.arrays_to_dataset(
@@ -191,8 +204,13 @@ def _forecast(
         lead_times=targets["time"].values,
         reference_datetimes=np.atleast_1d(reference),
     )
-    timings = {"graph_build_s": graph_s, "graphs_from_cache": graphs_cached, **timer.timings()}
-    return predictions, targets, inputs, timings
+    timings = {
+        "graph_build_s": graph_s,
+        "graphs_from_cache": graphs_cached,
+        "memory_plan_s": plan_s,
+        **timer.timings(),
+    }
+    return predictions, targets, inputs, timings, choice.as_json()
 
 
 def _run_info(setup: Setup, precision: str, predictions_name: str, timings: dict) -> dict:

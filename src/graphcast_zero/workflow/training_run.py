@@ -110,6 +110,8 @@ def run_training(
     random_options: Optional[dict] = None,
     progress: bool = True,
     log: Log = print,
+    grid_chunks: int = 0,
+    remat: str = "auto",
 ) -> TrainingResult:
     """Trains for ``iterations`` optimiser steps and saves a checkpoint in the official format.
 
@@ -130,6 +132,9 @@ def run_training(
         ``float32``.
       progress: show a progress bar with the loss.
       log: where to print messages.
+      grid_chunks, remat: the memory plan (``memory``): chunks of grid nodes (0: choose) and
+        rematerialisation (``auto``: choose, ``off``, ``steps``, ``processor`` or ``all``);
+        the first plan that fits the device is taken, and recorded in training.json.
     """
     import jax
     from tqdm.auto import tqdm
@@ -139,6 +144,7 @@ def run_training(
     from graphcast_zero.predictor import build_predictor
 
     precision = precision_option(precision)
+    _check_memory_options(grid_chunks, remat)
     if iterations < 1:
         raise InputError(f"--iterations must be at least 1, not {iterations}")
     learning_rate = _positive_number(learning_rate, "--learning-rate")
@@ -180,6 +186,11 @@ def run_training(
     opt_state, done = optimizer.init(start.params), 0
     if resume:
         opt_state, done = trainer.load_optimizer_state(target.parent / OPTIMIZER_STATE, opt_state)
+    choice, compiled_step = trainer.choose_memory_plan(
+        predictor, start.params, optimizer, opt_state, windows, batch_size, placement,
+        grid_chunks or None, remat,
+    )  # fmt: skip
+    predictor = dataclasses.replace(predictor, memory=choice.plan)
     bar = tqdm(total=iterations, desc="training", unit="it", disable=not progress)
 
     def report(iteration: int, loss: float) -> None:
@@ -188,7 +199,8 @@ def run_training(
 
     try:
         result = trainer.train(predictor, start.params, optimizer, opt_state, windows, iterations,
-                               batch_size, placement, first_iteration=done, on_iteration=report)  # fmt: skip
+                               batch_size, placement, first_iteration=done, on_iteration=report,
+                               compiled_step=compiled_step)  # fmt: skip
     finally:
         bar.close()
     total = done + iterations
@@ -200,8 +212,9 @@ def run_training(
     )
     if jax.process_index() == 0:  # one writer when several hosts train together
         _save_training(
-            target, trained, result, total, setup, steps, learning_rate, batch_size, placement
-        )
+            target, trained, result, total, setup, steps, learning_rate, batch_size, placement,
+            choice.as_json(),
+        )  # fmt: skip
     log(f"Loss {result.losses[0]:.4g} -> {result.losses[-1]:.4g} over {iterations} iterations "
         f"({total} in all) on {placement.num_devices} device(s); checkpoint: {target}")  # fmt: skip
     return TrainingResult(target, result.losses, total, placement.num_devices, batch_size)
@@ -225,7 +238,7 @@ def _starting_checkpoint(
 
 
 def _save_training(
-    target, trained, result, total, setup, steps, learning_rate, batch_size, placement
+    target, trained, result, total, setup, steps, learning_rate, batch_size, placement, plan
 ):
     """Writes the checkpoint, the optimiser state, a loss chart and training.json."""
     from graphcast_zero import plotting, trainer
@@ -248,8 +261,17 @@ def _save_training(
             "stats_dir": str(setup.stats_dir.absolute()),
             "steps": steps, "learning_rate": learning_rate, "batch_size": batch_size,
             "devices": placement.num_devices, "iterations": total, "losses": losses,
-            **environment_info(),
+            "memory": plan, **environment_info(),
         }, stage / "training.json")  # fmt: skip
+
+
+def _check_memory_options(grid_chunks: int, remat: str) -> None:
+    from graphcast_zero.memory import REMAT_CHOICES
+
+    if grid_chunks < 0:
+        raise InputError(f"--grid-chunks must be 0 (choose) or more, not {grid_chunks}")
+    if remat not in REMAT_CHOICES:
+        raise InputError(f"--remat must be one of {', '.join(REMAT_CHOICES)}, not {remat!r}")
 
 
 def _positive_number(value, option: str) -> float:
