@@ -293,6 +293,8 @@ class Search:
             placed = operands if self.device is None else placed_on(operands, self.device)
             compiled, seconds = self._compile(program, placed)
             entry = {"estimated_bytes": self.bytes_of(compiled), "compile_s": seconds}
+            if self.args.flops:
+                entry["flops"] = count_flops(program, operands)
             return entry, compiled, (program, operands)
         return self._ours(phase, batch, steps)
 
@@ -305,14 +307,18 @@ class Search:
             args.grid_chunks or None,
             args.remat,
         )
-        compiled_by_plan, seconds = {}, 0.0
+        compiled_by_plan, flops_by_plan, seconds = {}, {}, 0.0
 
         def measure(plan):
             nonlocal seconds
             operands = self.setup.operands(phase, batch, steps, plan)
-            compiled, took = self._compile(self.setup.program(phase, plan), operands)
+            program = self.setup.program(phase, plan)
+            compiled, took = self._compile(program, operands)
             compiled_by_plan[plan] = compiled
             seconds += took
+            if args.flops:  # the price of each plan tried, the first being the whole grid
+                unplaced = self.setup.operands(phase, batch, steps, plan, placed=False)
+                flops_by_plan[plan] = count_flops(program, unplaced)
             return self.bytes_of(compiled)
 
         # Like the package's planner, but every candidate is measured, even a single one.
@@ -322,10 +328,16 @@ class Search:
             "compile_s": seconds,
             "memory_plan": dataclasses.asdict(choice.plan),
             "plans_tried": [
-                {**dataclasses.asdict(plan), "estimated_bytes": value}
+                {
+                    **dataclasses.asdict(plan),
+                    "estimated_bytes": value,
+                    "flops": flops_by_plan.get(plan),
+                }
                 for plan, value in choice.tried
             ],
         }
+        if args.flops:
+            entry["flops"] = flops_by_plan[choice.plan]
         program = self.setup.program(phase, choice.plan)
         unplaced = self.setup.operands(phase, batch, steps, choice.plan, placed=False)
         return entry, compiled_by_plan[choice.plan], (program, unplaced)
@@ -352,10 +364,6 @@ def search(args, device=None) -> dict:
             measured, compiled, program = run.candidate(phase, batch, steps)
             entry = {"batch": batch, "steps": steps, **measured}
             entry["fits"] = entry["estimated_bytes"] <= run.budget
-            if args.flops:
-                import flops
-
-                entry["flops"] = flops.count_flops(*program[:1], *program[1])
             candidates.append(entry)
             plan = entry.get("memory_plan")
             print(
@@ -434,6 +442,13 @@ def parse_args(argv=None):
     if args.run and args.target_config is not None:
         parser.error("--run needs the device itself; --target-config only compiles")
     return args
+
+
+def count_flops(program, operands) -> float:
+    """XLA's FLOP count of a program with its loops unrolled (``flops.count_flops``)."""
+    import flops
+
+    return flops.count_flops(program, *operands)
 
 
 def target_info(device, target_config: Path) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -185,6 +186,9 @@ def test_run_json_records_inputs_versions_device_and_timings(forecast):
     assert timings["graphs_from_cache"] is False  # first run on this grid: built, then saved
     assert len(list((paths.cache / "graphs").glob("graphs-mesh3-46x90-*.npz"))) == 1
     assert 0 < timings["per_step_s"] < timings["total_s"]
+    # A 4,140-node grid is one chunk: nothing to choose, nothing compiled to choose it.
+    plan = info["memory"]
+    assert plan["grid_chunks"] == 1 and plan["how_chosen"] == "given" and plan["tried"] == []
 
 
 # ---------------------------------------------------------------------------- evaluate, plot
@@ -299,6 +303,7 @@ BAD_INPUTS = {
     ),
     "too few time steps": (lambda p: None, {"steps": 5}, "use --steps 4"),
     "unknown precision": (lambda p: None, {"precision": "half"}, "auto, bfloat16, float32"),
+    "negative grid chunks": (lambda p: None, {"grid_chunks": -1}, "--grid-chunks must be 0"),
     "unwritable output": (
         lambda p: (p.root / "blocker").write_text(""),
         {"output": "blocker/out/p.nc"},
@@ -412,6 +417,10 @@ def test_trained_checkpoint_loads_and_forecasts(trained, forecast):
     assert not np.allclose(run.predictions["2m_temperature"].values, untrained)
     info = json.loads((result.checkpoint_path.parent / "training.json").read_text())
     assert info["losses"] == result.losses and info["iterations"] == 4
+    # The first plan of the ladder (whole grid, nothing recomputed) was compiled and fitted.
+    plan = info["memory"]
+    assert plan["how_chosen"] == "fits" and plan["grid_chunks"] == 1
+    assert not plan["remat_processor"] and 0 < plan["estimated_device_bytes"] <= plan["budget_bytes"]
     assert_picture(result.checkpoint_path.parent / "loss.png")
 
 
@@ -476,6 +485,19 @@ def test_data_parallel_training_on_two_cpu_devices(tmp_path, compile_cache):
     assert report["devices"] == 2 and report["shards"] == 2 and report["shard_batch"] == 1
     assert report["loss"] == pytest.approx(report["single_device_loss"], rel=1e-5)
     assert load_checkpoint(paths.outputs / "dp" / "params.npz").model_config.mesh_size == 3
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"remat": "sometimes"}, "--remat must be one of auto, off, steps, processor, all"),
+        ({"grid_chunks": -2}, "--grid-chunks must be 0 (choose) or more, not -2"),
+    ],
+)
+def test_memory_options_are_checked_before_training(tmp_path, options, message):
+    paths = copy_fixture(tmp_path / "data")
+    with pytest.raises(InputError, match=re.escape(message)):
+        workflow.run_training(paths, iterations=1, progress=False, log=lambda _: None, **options)
 
 
 def test_batch_size_must_split_over_the_devices(tmp_path):

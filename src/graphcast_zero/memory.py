@@ -156,13 +156,14 @@ def device_budget(device=None) -> Optional[int]:
     stats = device.memory_stats() or {}
     if "bytes_limit" in stats:
         return int(stats["bytes_limit"] * USABLE_FRACTION)
-    available = _available_host_bytes()
+    available = available_host_bytes()
     return None if available is None else int(available * USABLE_FRACTION)
 
 
-def _available_host_bytes() -> Optional[int]:
+def available_host_bytes(meminfo_path: str = "/proc/meminfo") -> Optional[int]:
+    """The memory Linux says is available to new work (``MemAvailable``), or None."""
     try:
-        with open("/proc/meminfo") as meminfo:
+        with open(meminfo_path) as meminfo:
             for line in meminfo:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024

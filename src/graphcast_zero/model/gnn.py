@@ -365,6 +365,15 @@ class TypedGraphNetwork(hk.Module):
             edges = {e: edges[e] + new_edges[e] for e in self.edge_sets}
         return nodes, edges
 
+    def _edge_latents(self, static) -> dict:
+        return {e: static[e].get("latents") for e in self.edge_sets}
+
+    def _group(self, steps, nodes, edges, structure, static):
+        if static is None:
+            static = self.static_edges(structure)
+            edges = self._edge_latents(static)
+        return self._steps(steps, nodes, edges, structure, static)
+
     def _steps(self, steps, nodes, edges, structure, static):
         for step in steps:
             run = functools.partial(self._message_step, step, structure=structure, static=static)
@@ -416,19 +425,22 @@ class TypedGraphNetwork(hk.Module):
           else the latents [num_nodes, latent_size].
         """
         networks = self._built_networks()
-        if static is None:
-            static = self.static_edges(edge_sets)
-        edges = {e: static[e].get("latents") for e in self.edge_sets}
         if self.embed_nodes:
             nodes = {n: networks["encoder_nodes"][n]([nodes[n]]) for n in self.node_sets}
         nodes = dict(nodes)
         group = self.remat_group
         if group > 1:
+            # Without given terms, the first group computes them itself, so that the encoded
+            # edges' activations are recomputed in its backward pass rather than kept.
+            edges = None if static is None else self._edge_latents(static)
             for start in range(0, self.message_steps, group):
                 steps = range(start, min(start + group, self.message_steps))
-                run = functools.partial(self._steps, steps, structure=edge_sets, static=static)
+                given = static if start == 0 else {}  # only step 0 reads the terms
+                run = functools.partial(self._group, steps, structure=edge_sets, static=given)
                 nodes, edges = hk.remat(run)(nodes, edges)
         else:
+            static = self.static_edges(edge_sets) if static is None else static
+            edges = self._edge_latents(static)
             nodes, edges = self._steps(range(self.message_steps), nodes, edges, edge_sets, static)
         for n, decoder in networks["decoder_nodes"].items():
             nodes[n] = decoder([nodes[n]])

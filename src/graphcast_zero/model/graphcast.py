@@ -202,7 +202,10 @@ def graphcast_core(
     num_mesh_nodes = graph["mesh_node_features"].shape[0]
     networks = _networks(model_config, num_outputs, gather_first_layer, memory)
     edge_sets = _edge_sets(graph, dtype, memory)
-    static = static or _static_terms(networks, edge_sets)  # outside vmap: once per batch
+    if static is None:  # outside vmap: once per batch
+        # With processor remat the processor computes its own inside its first remat group.
+        later = {"mesh"} if memory.remat_processor else set()
+        static = _static_terms(networks, {k: v for k, v in edge_sets.items() if k not in later})
     grid_features = graph["grid_node_features"].astype(dtype)
     # Mesh nodes get zeros in place of the grid's inputs, so both encoders have the same width.
     mesh_nodes = jnp.concatenate(
@@ -214,7 +217,7 @@ def graphcast_core(
     )  # [num_mesh_nodes, channels + 3]
 
     def process(mesh_latents: jax.Array) -> jax.Array:
-        return networks["mesh"]({MESH: mesh_latents}, edge_sets["mesh"], static["mesh"])[MESH]
+        return networks["mesh"]({MESH: mesh_latents}, edge_sets["mesh"], static.get("mesh"))[MESH]
 
     def one_example(inputs: jax.Array) -> jax.Array:
         # inputs: [num_grid_nodes, channels]
