@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -420,7 +420,9 @@ def test_trained_checkpoint_loads_and_forecasts(trained, forecast):
     # The first plan of the ladder (whole grid, nothing recomputed) was compiled and fitted.
     plan = info["memory"]
     assert plan["how_chosen"] == "fits" and plan["grid_chunks"] == 1
-    assert not plan["remat_processor"] and 0 < plan["estimated_device_bytes"] <= plan["budget_bytes"]
+    assert (
+        not plan["remat_processor"] and 0 < plan["estimated_device_bytes"] <= plan["budget_bytes"]
+    )
     assert_picture(result.checkpoint_path.parent / "loss.png")
 
 
