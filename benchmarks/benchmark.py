@@ -123,8 +123,9 @@ def ours_inference(args) -> dict:
     )
     start = time.perf_counter()
     predictor = build_predictor(
-        model, task, stats, dataset.lat.values, dataset.lon.values, args.precision
-    )
+        model, task, stats, dataset.lat.values, dataset.lon.values, args.precision,
+        memory=memory_plan(args),
+    )  # fmt: skip
     graph_s = time.perf_counter() - start
     params = jax.tree.map(jnp.asarray, params)
     constants = predictor.constants()
@@ -156,7 +157,7 @@ def ours_inference(args) -> dict:
 
 
 def ours_training(args) -> dict:
-    """Compile and steady time of our loss + gradients for one step."""
+    """Compile and steady time of our loss + gradients over ``--loss-steps`` steps."""
     import functools
 
     import jax
@@ -165,13 +166,14 @@ def ours_training(args) -> dict:
     from graphcast_zero import data, training
     from graphcast_zero.predictor import build_predictor
 
-    model, task, dataset, stats, params = example(args.config, 1)
+    model, task, dataset, stats, params = example(args.config, args.loss_steps)
     inputs, targets, forcings = data.extract_inputs_targets_forcings(
-        dataset, task, slice("6h", "6h")
+        dataset, task, slice("6h", f"{6 * args.loss_steps}h")
     )
     predictor = build_predictor(
-        model, task, stats, dataset.lat.values, dataset.lon.values, args.precision
-    )
+        model, task, stats, dataset.lat.values, dataset.lon.values, args.precision,
+        memory=memory_plan(args),
+    )  # fmt: skip
     arrays = [
         {n: jnp.asarray(v) for n, v in data.dataset_to_arrays(d).items()}
         for d in (inputs, targets, forcings)
@@ -183,6 +185,17 @@ def ours_training(args) -> dict:
     compile_s = time.perf_counter() - start
     times = [_timed(compiled, *operands)[1] for _ in range(args.step_repeats)]
     return dict(train_compile_s=compile_s, train_step_s=times)
+
+
+def memory_plan(args):
+    """Ours: the memory plan ``--grid-chunks`` and ``--remat`` ask for (nothing chosen)."""
+    from graphcast_zero.memory import MemoryPlan
+
+    return MemoryPlan(
+        grid_chunks=args.grid_chunks,
+        remat_processor=args.remat_processor,
+        remat_steps=args.remat_steps,
+    )
 
 
 def _official_model(model, task, stats, precision):
@@ -263,14 +276,15 @@ def official_inference(args) -> dict:
 
 
 def official_training(args) -> dict:
-    """The official loss + gradients for one step (as the demo computes them)."""
+    """The official loss + gradients over ``--loss-steps`` steps (as the demo computes them)."""
     import haiku as hk
     import jax
     from graphcast import data_utils, xarray_jax
 
-    model, task, dataset, stats, params = example(args.config, 1)
+    model, task, dataset, stats, params = example(args.config, args.loss_steps)
+    lead_times = slice("6h", f"{6 * args.loss_steps}h")
     inputs, targets, forcings = data_utils.extract_inputs_targets_forcings(
-        dataset, target_lead_times=slice("6h", "6h"), **dataclasses.asdict(task)
+        dataset, target_lead_times=lead_times, **dataclasses.asdict(task)
     )
     construct, _ = _official_model(model, task, stats, args.precision)
 
@@ -323,6 +337,9 @@ def spawn(args, impl: str, phase: str, precision: str) -> dict:
         sys.executable, __file__, "--worker", "--impl", impl, "--phases", phase,
         "--precision", precision, "--config", args.config,
         "--rollout-steps", str(args.rollout_steps), "--step-repeats", str(args.step_repeats),
+        "--grid-chunks", str(args.grid_chunks), "--remat-processor", str(args.remat_processor),
+        *(["--remat-steps"] if args.remat_steps else []),
+        "--loss-steps", str(args.loss_steps),
     ]  # fmt: skip
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
@@ -484,6 +501,8 @@ def orchestrate(args) -> dict:
             "step_repeats": args.step_repeats,
             "repeats": args.repeats,
             "phases": args.phases,
+            "loss_steps": args.loss_steps,
+            "memory_plan_ours": dataclasses.asdict(memory_plan(args)),
             "inputs": "demo.make_example_dataset(seed=0), tests/data/real-stats, init_params(seed=0)",
         },
         "load_average": {"start": load_start, "end": None},
@@ -520,6 +539,14 @@ def parse_args(argv=None):
     parser.add_argument(
         "--output", help="JSON path (default: benchmarks/results/<device>-<config>.json)"
     )
+    parser.add_argument("--grid-chunks", type=int, default=1,
+                        help="ours: encoder and decoder in this many chunks of grid nodes")  # fmt: skip
+    parser.add_argument("--remat-processor", type=int, default=0,
+                        help="ours: processor remat (0 off, 1 each step, N>1 nested groups of N)")  # fmt: skip
+    parser.add_argument("--remat-steps", action="store_true",
+                        help="ours: multi-step losses keep one output per step (trajectory)")  # fmt: skip
+    parser.add_argument("--loss-steps", type=int, default=1,
+                        help="autoregressive steps in the timed training loss")  # fmt: skip
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--impl", choices=["ours", "official"], help=argparse.SUPPRESS)
     return parser.parse_args(argv)

@@ -29,26 +29,33 @@ def test_training_ladder_adds_remat_cheapest_first():
     assert one_step == [
         MemoryPlan(),
         MemoryPlan(16),
-        MemoryPlan(16, remat_processor=True),
+        MemoryPlan(16, remat_processor=1),
+        MemoryPlan(16, remat_processor=4),
     ]
     twelve = memory.ladder(GRID_025, training=True, loss_steps=12)
     assert twelve == [
         MemoryPlan(),
         MemoryPlan(remat_steps=True),
         MemoryPlan(16, remat_steps=True),
-        MemoryPlan(16, remat_processor=True, remat_steps=True),
+        MemoryPlan(16, remat_processor=1, remat_steps=True),
+        MemoryPlan(16, remat_processor=4, remat_steps=True),
     ]
 
 
 def test_restrict_keeps_what_the_user_fixed():
     ladder = memory.ladder(GRID_025, training=True, loss_steps=12)
-    assert memory.restrict(ladder, grid_chunks=4, remat="all") == [MemoryPlan(4, True, True)]
+    # Processor remat: each step, or nested groups where the ladder has them.
+    assert memory.restrict(ladder, grid_chunks=4, remat="all") == [
+        MemoryPlan(4, 1, True),
+        MemoryPlan(4, 4, True),
+    ]
     # A fixed remat leaves the chunk counts to choose from, duplicates merged.
     assert memory.restrict(ladder, remat="off") == [MemoryPlan(), MemoryPlan(16)]
     assert memory.restrict(ladder, grid_chunks=1) == [
         MemoryPlan(),
         MemoryPlan(remat_steps=True),
-        MemoryPlan(remat_processor=True, remat_steps=True),
+        MemoryPlan(remat_processor=1, remat_steps=True),
+        MemoryPlan(remat_processor=4, remat_steps=True),
     ]
 
 
@@ -64,13 +71,15 @@ def test_restrict_names_bad_choices(kwargs, message):
         memory.restrict([MemoryPlan()], **kwargs)
 
 
-def test_a_plan_needs_at_least_one_chunk():
+def test_a_plan_needs_at_least_one_chunk_and_no_negative_group():
     with pytest.raises(ValueError, match="grid_chunks must be a whole number ≥ 1, not 0"):
         MemoryPlan(grid_chunks=0)
+    with pytest.raises(ValueError, match="remat_processor must be a whole number ≥ 0, not -1"):
+        MemoryPlan(remat_processor=-1)
 
 
 def test_choose_takes_the_first_plan_that_fits():
-    sizes = {MemoryPlan(): 30, MemoryPlan(16): 12, MemoryPlan(16, True): 8}
+    sizes = {MemoryPlan(): 30, MemoryPlan(16): 12, MemoryPlan(16, 1): 8}
     measured = []
 
     def measure(plan):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shlex
+import subprocess
 import sys
 
 import pytest
@@ -167,3 +170,44 @@ def test_scheduler_is_given_the_budget_as_a_share_of_the_device(memory_fit):
     }
     assert memory_fit.scheduler_options(80 * 2**30, 80 * 2**30) == {}
     assert memory_fit.scheduler_options(None, 20 * 2**30) == {}
+
+
+def _readme_target_command() -> list[str]:
+    """The benchmarks README's compile-for-a-target command, as its arguments."""
+    text = (REPO_ROOT / "benchmarks" / "README.md").read_text().replace("\\\n", " ")
+    line = next(
+        line for line in text.splitlines() if "memory_fit.py" in line and "--target-config" in line
+    )
+    words = shlex.split(line)
+    return words[words.index("benchmarks/memory_fit.py") + 1 :]
+
+
+def test_target_config_command_as_the_readme_writes_it(tmp_path):
+    # The README's command in a fresh process with JAX_PLATFORMS unset, as a user runs it: on a
+    # tiny configuration, one candidate. With JAX's CUDA plugin it compiles for the H100
+    # without a GPU; without it, it says in one line what to install.
+    arguments = _readme_target_command()
+    arguments[arguments.index("--config") + 1] = "tiny"
+    output = tmp_path / "fit.json"
+    arguments += ["--max-batch", "1", "--inference-steps", "1", "--output", str(output)]
+    environment = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
+    done = subprocess.run(
+        [sys.executable, "benchmarks/memory_fit.py", *arguments],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if importlib.util.find_spec("jax_plugins") is None or not any(
+        importlib.util.find_spec(f"jax_plugins.xla_cuda{version}") for version in (12, 13)
+    ):
+        assert done.returncode == 1
+        assert done.stderr.strip().splitlines()[-1] == (
+            "memory_fit: cannot compile for benchmarks/targets/h100-sxm-80gb.txtpb here; it "
+            'needs JAX\'s CUDA plugin: pip install "jax[cuda12]"'
+        )
+    else:
+        assert done.returncode == 0, done.stderr[-2000:]
+        report = json.loads(output.read_text())
+        assert report["device"]["compile_only"] and report["phases"]["inference"]["candidates"]

@@ -158,7 +158,7 @@ def deeper():
     return predictor, params, tuple(data.dataset_to_arrays(d) for d in parts)
 
 
-LEAN = MemoryPlan(grid_chunks=6, remat_processor=True, remat_steps=True)
+LEAN = MemoryPlan(grid_chunks=6, remat_processor=4, remat_steps=True)
 
 
 def test_multi_step_gradients_do_not_depend_on_the_memory_plan(deeper):

@@ -27,6 +27,7 @@ CHUNK_NODES = 2**16
 # Of the memory the device's allocator reports, what a plan may fill: XLA's count is of
 # buffers, and the allocator loses some memory to fragmentation.
 USABLE_FRACTION = 0.92
+# Nested processor remat: groups of this many message steps (√16, fewest latents kept for 16).
 PROCESSOR_REMAT_GROUP = 4
 REMAT_CHOICES = ("auto", "off", "steps", "processor", "all")
 
@@ -38,27 +39,30 @@ class MemoryPlan:
     Attributes:
       grid_chunks: the encoder and decoder run over this many chunks of grid nodes (1: the
         whole grid at once, the fastest when it fits).
-      remat_processor: recompute each of the processor's message steps in the backward pass,
-        keeping only the mesh latents between them (training only; forecasts are unaffected).
+      remat_processor: 0 keeps the processor's activations for the backward pass; 1 recomputes
+        each message step there, keeping the mesh latents between steps (one more processor
+        forward pass); a larger number also recomputes groups of that many steps, keeping the
+        latents only between groups and, during one group's backward pass, between its steps
+        (two more). Training only; forecasts are unaffected.
       remat_steps: a training loss over several steps keeps each step's new frame only and
         recomputes one step at a time in the backward pass.
     """
 
     grid_chunks: int = 1
-    remat_processor: bool = False
+    remat_processor: int = 0
     remat_steps: bool = False
 
     def __post_init__(self):
         if not isinstance(self.grid_chunks, int) or self.grid_chunks < 1:
             raise ValueError(f"grid_chunks must be a whole number ≥ 1, not {self.grid_chunks!r}")
+        if not isinstance(self.remat_processor, int) or self.remat_processor < 0:
+            raise ValueError(
+                f"remat_processor must be a whole number ≥ 0, not {self.remat_processor!r}"
+            )
 
     @property
     def chunked(self) -> bool:
         return self.grid_chunks > 1
-
-    def processor_remat_group(self, message_steps: int) -> int:
-        """``TypedGraphNetwork.remat_group`` for the processor: 0 without processor remat."""
-        return PROCESSOR_REMAT_GROUP if self.remat_processor else 0
 
 
 # The whole grid at once, nothing recomputed: the fastest, and the default.
@@ -87,7 +91,8 @@ def ladder(num_grid_nodes: int, training: bool, loss_steps: int = 1) -> list[Mem
             MemoryPlan(),
             MemoryPlan(remat_steps=several),
             MemoryPlan(chunks, remat_steps=several),
-            MemoryPlan(chunks, remat_processor=True, remat_steps=several),
+            MemoryPlan(chunks, remat_processor=1, remat_steps=several),
+            MemoryPlan(chunks, remat_processor=PROCESSOR_REMAT_GROUP, remat_steps=several),
         ]
     )
 
@@ -118,10 +123,9 @@ def restrict(
         if grid_chunks is not None:
             plan = dataclasses.replace(plan, grid_chunks=grid_chunks)
         if remat != "auto":
+            processor = (plan.remat_processor or 1) if remat in ("processor", "all") else 0
             plan = dataclasses.replace(
-                plan,
-                remat_processor=remat in ("processor", "all"),
-                remat_steps=remat in ("steps", "all"),
+                plan, remat_processor=processor, remat_steps=remat in ("steps", "all")
             )
         kept.append(plan)
     return _distinct(kept)

@@ -131,7 +131,7 @@ def _networks(
             edge_sets=("mesh",),
             message_steps=model_config.gnn_msg_steps,
             embed_nodes=False,
-            remat_group=memory.processor_remat_group(model_config.gnn_msg_steps),
+            remat_group=memory.remat_processor,
             **common,
         ),
         "mesh2grid": TypedGraphNetwork(
