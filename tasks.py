@@ -28,7 +28,7 @@ LINT_PATHS = ("src", "tests", "tasks.py", "benchmarks")
 DATA_DIR_HELP = (
     "data folder (default: $GRAPHCAST_DATA_DIR, else invoke.yaml's data_dir, else ./data)"
 )
-GRID_CHUNKS_HELP = (
+CHUNKS_HELP = (
     "run the encoder and decoder over this many chunks of grid nodes (0: the fewest that fit "
     "the device's memory; see docs/memory.md)"
 )
@@ -126,19 +126,19 @@ def fetch_data(
         "precision": PRECISION_HELP,
         "data_dir": DATA_DIR_HELP,
         "run_name": "name of the run folder under <data>/outputs (default: time and model)",
-        "grid_chunks": GRID_CHUNKS_HELP,
+        "chunks": CHUNKS_HELP,
     }
 )
 def run_inference(
     c, params=None, dataset=None, stats_dir=None, steps=0, output=None, precision="auto",
-    data_dir=None, run_name=None, grid_chunks=0,
+    data_dir=None, run_name=None, chunks=0,
 ):  # fmt: skip
     """Run a GraphCast forecast and write predictions, metrics and pictures."""
     from graphcast_zero import workflow
 
     workflow.run_inference(
         data_paths(c, data_dir), params, dataset, stats_dir, steps, output, precision, run_name,
-        grid_chunks=grid_chunks,
+        grid_chunks=chunks,
     )  # fmt: skip
 
 
@@ -161,7 +161,7 @@ def run_inference(
         "gnn_msg_steps": "--random: message-passing steps on the mesh",
         "hidden_layers": "--random: hidden layers per MLP",
         "levels": "--random: 13 or 37 pressure levels",
-        "grid_chunks": GRID_CHUNKS_HELP,
+        "chunks": CHUNKS_HELP,
         "remat": "recompute activations in the backward pass to save memory: auto (the "
         "cheapest that fits the device), off, steps (per step of a multi-step loss), processor "
         "(the mesh message steps) or all",
@@ -171,7 +171,7 @@ def run_training(
     c, params=None, random=False, dataset=None, steps=1, iterations=10, output=None,
     data_dir=None, stats_dir=None, learning_rate="1e-3", resume=False, batch_size=0,
     precision="auto", mesh_size=4, latent_size=32, gnn_msg_steps=4, hidden_layers=1, levels=13,
-    grid_chunks=0, remat="auto",
+    chunks=0, remat="auto",
 ):  # fmt: skip
     """Train GraphCast for a few iterations and save a checkpoint in the official format."""
     from graphcast_zero import workflow
@@ -181,7 +181,7 @@ def run_training(
         learning_rate, output, resume, batch_size or None, precision,
         dict(mesh_size=mesh_size, latent_size=latent_size, gnn_msg_steps=gnn_msg_steps,
              hidden_layers=hidden_layers, levels=levels),
-        grid_chunks=grid_chunks, remat=remat,
+        grid_chunks=chunks, remat=remat,
     )  # fmt: skip
 
 

@@ -303,7 +303,7 @@ BAD_INPUTS = {
     ),
     "too few time steps": (lambda p: None, {"steps": 5}, "use --steps 4"),
     "unknown precision": (lambda p: None, {"precision": "half"}, "auto, bfloat16, float32"),
-    "negative grid chunks": (lambda p: None, {"grid_chunks": -1}, "--grid-chunks must be 0"),
+    "negative grid chunks": (lambda p: None, {"grid_chunks": -1}, "--chunks must be 0"),
     "unwritable output": (
         lambda p: (p.root / "blocker").write_text(""),
         {"output": "blocker/out/p.nc"},
@@ -493,7 +493,7 @@ def test_data_parallel_training_on_two_cpu_devices(tmp_path, compile_cache):
     "options, message",
     [
         ({"remat": "sometimes"}, "--remat must be one of auto, off, steps, processor, all"),
-        ({"grid_chunks": -2}, "--grid-chunks must be 0 (choose) or more, not -2"),
+        ({"grid_chunks": -2}, "--chunks must be 0 (choose) or more, not -2"),
     ],
 )
 def test_memory_options_are_checked_before_training(tmp_path, options, message):

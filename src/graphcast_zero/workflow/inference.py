@@ -112,7 +112,7 @@ def run_inference(
     load_s = time.perf_counter() - started
     use_compilation_cache(paths.cache / "jax")
     if grid_chunks < 0:
-        raise InputError(f"--grid-chunks must be 0 (choose) or more, not {grid_chunks}")
+        raise InputError(f"--chunks must be 0 (choose) or more, not {grid_chunks}")
     predictions, targets, inputs, timings, plan = _forecast(
         setup, precision, chunk_steps, grid_chunks or None, progress, paths.cache / "graphs"
     )

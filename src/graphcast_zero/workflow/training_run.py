@@ -269,7 +269,7 @@ def _check_memory_options(grid_chunks: int, remat: str) -> None:
     from graphcast_zero.memory import REMAT_CHOICES
 
     if grid_chunks < 0:
-        raise InputError(f"--grid-chunks must be 0 (choose) or more, not {grid_chunks}")
+        raise InputError(f"--chunks must be 0 (choose) or more, not {grid_chunks}")
     if remat not in REMAT_CHOICES:
         raise InputError(f"--remat must be one of {', '.join(REMAT_CHOICES)}, not {remat!r}")
 
