@@ -6,12 +6,13 @@ much of a step is alive at once:
 - grid chunks: the encoder (grid→mesh) and decoder (mesh→grid) run over chunks of grid nodes
   one after another (``model.grid_chunks``), each recomputed in the backward pass;
 - processor remat: each message step on the mesh is recomputed in the backward pass;
-- step remat: a loss over several autoregressive steps keeps one frame per step and recomputes
-  the steps one at a time in the backward pass (``trajectory``).
+- step remat: a loss over several autoregressive steps keeps each step's network output and
+  recomputes the steps one at a time in the backward pass (``trajectory``).
 
-Each costs arithmetic (reported in ``benchmarks/results``), so ``choose`` takes the first plan of
-a ladder, cheapest first, whose compiled program fits the device: XLA's own buffer assignment
-(``compiled.memory_analysis()``) against the device's memory.
+Each costs arithmetic (docs/memory.md), so ``choose`` takes the first plan of a ladder, cheapest
+first, whose compiled program fits the device: XLA's own buffer assignment
+(``compiled.memory_analysis()``) against the device's memory. ``rollout.choose_memory_plan`` and
+``trainer.choose_memory_plan`` compile the candidates.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from collections.abc import Callable, Sequence
 from typing import Optional
 
 # Grid nodes per chunk: at 0.25° (1,038,240 nodes) 16 chunks; at 1° (65,160) none are needed.
-# Smaller chunks saved no more memory in XLA's count for an H100 (inference 6.05 GiB with 8, 16
-# or 32 chunks): past this size the mesh side and the stored grid latents dominate.
+# Smaller chunks saved little more in XLA's count for an H100 (a forecast step 6.05 GiB with 8,
+# 16 or 32 chunks, a training step 26.2 GiB with 16 and 26.0 with 64): past this size the mesh
+# side and the stored grid latents dominate.
 CHUNK_NODES = 2**16
 # Of the memory the device's allocator reports, what a plan may fill: XLA's count is of
 # buffers, and the allocator loses some memory to fragmentation.

@@ -9,6 +9,10 @@ part of the published checkpoint format and must not change.
 Arrays are one example's, node- or edge-major: ``[num_nodes, channels]``. Batches come from
 ``hk.vmap`` around the whole step (see ``graphcast``), which also keeps terms that do not depend
 on the example (the encoded edges, the mesh nodes' embedding) computed once for the batch.
+
+Besides a whole call, the network exposes its pieces (node and edge encoders, one edge update,
+one node update, aggregation, decoder), which ``grid_chunks`` composes to run the grid side in
+chunks; message steps can be rematerialised in the backward pass (``remat_group``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from graphcast_zero.model import ordered_grads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -383,28 +389,13 @@ class TypedGraphNetwork(hk.Module):
         return nodes, edges
 
     def _ordered_step(self, run, step: int, nodes, edges):
-        """``run(nodes, edges)`` with the step's parameter gradients finished before the
-        gradients of its inputs leave it in the backward pass.
-
-        XLA is free to postpone the weight-gradient products of every message step to the end
-        of the backward pass, keeping each step's recomputed latents alive until then (10 GiB
-        at 0.25°). Passing the step's inputs and parameters through ``_tie`` makes the inputs'
-        gradients wait for the parameters'.
-        """
-        prefixes = tuple(
+        """``run(nodes, edges)`` with the step's parameter gradients finished before those of
+        its inputs leave it in the backward pass (``ordered_grads``)."""
+        prefixes = [
             f"{self.module_name}/~_networks_builder/processor_{kind}_{step}_"
             for kind in ("edges", "nodes")
-        )
-        own = {k: v for k, v in hk.get_params().items() if k.startswith(prefixes)}
-        nodes, edges, own = _tie(nodes, edges, own)
-
-        def from_own(next_getter, value, context):
-            if context.module_name in own:
-                return own[context.module_name][context.name]
-            return next_getter(value)
-
-        with hk.custom_getter(from_own):
-            return run(nodes, edges)
+        ]
+        return ordered_grads.run_ordered(run, prefixes, nodes, edges)
 
     def __call__(
         self,
@@ -445,21 +436,3 @@ class TypedGraphNetwork(hk.Module):
         for n, decoder in networks["decoder_nodes"].items():
             nodes[n] = decoder([nodes[n]])
         return nodes
-
-
-@jax.custom_vjp
-def _tie(*values):
-    """Identity; in the backward pass all the cotangents come out together (after all of
-    them are computed), through an optimisation barrier."""
-    return values
-
-
-def _tie_fwd(*values):
-    return values, None
-
-
-def _tie_bwd(_, cotangents):
-    return jax.lax.optimization_barrier(cotangents)
-
-
-_tie.defvjp(_tie_fwd, _tie_bwd)
