@@ -211,3 +211,22 @@ def test_target_config_command_as_the_readme_writes_it(tmp_path):
         assert done.returncode == 0, done.stderr[-2000:]
         report = json.loads(output.read_text())
         assert report["device"]["compile_only"] and report["phases"]["inference"]["candidates"]
+
+
+def test_an_installed_plugin_without_a_cuda_target_is_named_as_such(memory_fit, monkeypatch):
+    # What a user met: the plugin installed, but JAX offering no CUDA target (its start-up had
+    # failed). The message says that, not that the plugin is missing.
+    from jax.experimental import topologies
+
+    def no_cuda(*args, **kwargs):
+        raise NotImplementedError("topology not implemented for cuda")
+
+    monkeypatch.setattr(topologies, "get_topology_desc", no_cuda)
+    monkeypatch.setattr(memory_fit, "cuda_plugin", lambda: "jax-cuda12-plugin 0.10.2")
+    target = REPO_ROOT / "benchmarks" / "targets" / "h100-sxm-80gb.txtpb"
+    with pytest.raises(SystemExit) as exited:
+        memory_fit.compile_only_device(target)
+    message = str(exited.value)
+    assert "\n" not in message
+    assert "CUDA plugin (jax-cuda12-plugin 0.10.2, jax " in message
+    assert "is installed but offers no CUDA topology (topology not implemented for cuda)" in message
