@@ -90,6 +90,16 @@ def _timed(fn, *args):
     return result, time.perf_counter() - start
 
 
+def _wall_and_cpu(fn, *args) -> tuple[float, float]:
+    """Wall seconds and the process's CPU seconds (every thread) of one call. On a loaded
+    machine the CPU seconds vary less: they leave out the time spent waiting for a core."""
+    import jax
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    jax.block_until_ready(fn(*args))
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
 def _device_peak_mb():
     import jax
 
@@ -139,7 +149,9 @@ def ours_inference(args) -> dict:
     start = time.perf_counter()
     step = run.lower(params, prepared, state, one).compile()
     compile_s = time.perf_counter() - start + max(prepare_first_s - prepare_s, 0.0)
-    step_s = [_timed(step, params, prepared, state, one)[1] for _ in range(args.step_repeats)]
+    step_times = [
+        _wall_and_cpu(step, params, prepared, state, one) for _ in range(args.step_repeats)
+    ]
     del prepared
     every = {n: jnp.asarray(v) for n, v in forcing_arrays.items()}
     start = time.perf_counter()
@@ -150,7 +162,8 @@ def ours_inference(args) -> dict:
         graph_build_s=graph_s,
         compile_s=compile_s,
         prepare_s=prepare_s,
-        step_s=step_s,
+        step_s=[wall for wall, _ in step_times],
+        step_cpu_s=[cpu for _, cpu in step_times],
         rollout_compile_s=rollout_compile_s,
         rollout_s=rollout_s,
     )
@@ -183,8 +196,12 @@ def ours_training(args) -> dict:
     start = time.perf_counter()
     compiled = grads.lower(*operands).compile()
     compile_s = time.perf_counter() - start
-    times = [_timed(compiled, *operands)[1] for _ in range(args.step_repeats)]
-    return dict(train_compile_s=compile_s, train_step_s=times)
+    times = [_wall_and_cpu(compiled, *operands) for _ in range(args.step_repeats)]
+    return dict(
+        train_compile_s=compile_s,
+        train_step_s=[wall for wall, _ in times],
+        train_step_cpu_s=[cpu for _, cpu in times],
+    )
 
 
 def memory_plan(args):
@@ -331,15 +348,37 @@ def official_available() -> bool:
     return True
 
 
+def plan_spec(text: str) -> tuple[int, int, bool]:
+    """An argparse type for ``--plans``: ``CHUNKS:REMAT_PROCESSOR:REMAT_STEPS``, e.g. ``4:1:0``."""
+    try:
+        chunks, processor, steps = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not CHUNKS:REMAT_PROCESSOR:REMAT_STEPS"
+        ) from None
+    return chunks, processor, bool(steps)
+
+
+def _plan_flags(plan: tuple[int, int, bool]) -> list[str]:
+    chunks, processor, steps = plan
+    return ["--grid-chunks", str(chunks), "--remat-processor", str(processor)] + (
+        ["--remat-steps"] if steps else []
+    )
+
+
 def spawn(args, impl: str, phase: str, precision: str) -> dict:
-    """Runs one worker in a fresh interpreter and returns its measurements."""
+    """Runs one worker in a fresh interpreter and returns its measurements.
+
+    ``impl``: ``official``, ``ours`` (the plan of ``--grid-chunks``/``--remat-*``) or
+    ``ours C:P:S`` (a plan of ``--plans``).
+    """
+    name, _, spec = impl.partition(" ")
+    plan = plan_spec(spec) if spec else (args.grid_chunks, args.remat_processor, args.remat_steps)
     command = [
-        sys.executable, __file__, "--worker", "--impl", impl, "--phases", phase,
+        sys.executable, __file__, "--worker", "--impl", name, "--phases", phase,
         "--precision", precision, "--config", args.config,
         "--rollout-steps", str(args.rollout_steps), "--step-repeats", str(args.step_repeats),
-        "--grid-chunks", str(args.grid_chunks), "--remat-processor", str(args.remat_processor),
-        *(["--remat-steps"] if args.remat_steps else []),
-        "--loss-steps", str(args.loss_steps),
+        "--loss-steps", str(args.loss_steps), *_plan_flags(plan),
     ]  # fmt: skip
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
@@ -480,7 +519,8 @@ def orchestrate(args) -> dict:
     compare = official_available() if args.compare is None else args.compare
     if compare and not official_available():
         raise SystemExit("--compare needs DeepMind's graphcast importable in this Python")
-    impls = ["ours", "official"] if compare else ["ours"]
+    ours = [f"ours {c}:{p}:{int(s)}" for c, p, s in args.plans] if args.plans else ["ours"]
+    impls = ours + (["official"] if compare else [])
     load_start = os.getloadavg()
     info = device_info()
     model, task, resolution = configs(args.config)
@@ -502,7 +542,11 @@ def orchestrate(args) -> dict:
             "repeats": args.repeats,
             "phases": args.phases,
             "loss_steps": args.loss_steps,
-            "memory_plan_ours": dataclasses.asdict(memory_plan(args)),
+            "memory_plan_ours": (
+                [f"{c}:{p}:{int(s)}" for c, p, s in args.plans]
+                if args.plans
+                else dataclasses.asdict(memory_plan(args))
+            ),
             "inputs": "demo.make_example_dataset(seed=0), tests/data/real-stats, init_params(seed=0)",
         },
         "load_average": {"start": load_start, "end": None},
@@ -547,6 +591,9 @@ def parse_args(argv=None):
                         help="ours: multi-step losses keep one output per step (trajectory)")  # fmt: skip
     parser.add_argument("--loss-steps", type=int, default=1,
                         help="autoregressive steps in the timed training loss")  # fmt: skip
+    parser.add_argument("--plans", type=plan_spec, nargs="+",
+                        help="ours: several memory plans CHUNKS:REMAT_PROCESSOR:REMAT_STEPS, "
+                        "their workers alternating like the implementations'")  # fmt: skip
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--impl", choices=["ours", "official"], help=argparse.SUPPRESS)
     return parser.parse_args(argv)
