@@ -17,7 +17,9 @@ nodes' update in the decoder, whose result nothing reads, is skipped.
 
 Chunks have equal shapes (so the scan compiles once): grid nodes are padded to a multiple of the
 chunk size and each chunk's edges to the largest chunk's count. Padding edges point at a node
-index one past the end, which ``segment_sum`` drops.
+index one past the end, which ``segment_sum`` drops; gathers clamp it to the last node (JAX's
+rule for indices out of range), so padding messages are finite and their zero cotangents keep
+the gradients exact.
 """
 
 from __future__ import annotations
