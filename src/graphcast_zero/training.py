@@ -109,10 +109,10 @@ def loss_and_diagnostics(
       inputs: every input variable, [batch, frames, lat, lon, channels].
       targets: every target variable, [batch, steps, lat, lon, channels].
       forcings: every forcing variable at the target times, [batch, steps, lat, lon, channels].
-      remat: for losses over more than one step, keep only each step's new frame for the
-        backward pass and recompute one step at a time there (``trajectory``): the memory of
-        one step plus one frame per step, for one more forward pass. None: the predictor's
-        ``memory.remat_steps``.
+      remat: for losses over more than one step, keep only each step's network output for
+        the backward pass and recompute one step at a time there (``trajectory``): the memory
+        of one step plus one output per step, for one more forward pass. None: the
+        predictor's ``memory.remat_steps``.
 
     Returns:
       (loss, per-variable losses): float32 scalars, averaged over steps and batch.
