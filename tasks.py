@@ -29,6 +29,10 @@ LINT_PATHS = ("src", "tests", "tasks.py", "benchmarks", "scripts")
 DATA_DIR_HELP = (
     "data folder (default: $GRAPHCAST_DATA_DIR, else invoke.yaml's data_dir, else ./data)"
 )
+CHUNKS_HELP = (
+    "run the encoder and decoder over this many chunks of grid nodes (0: the fewest that fit "
+    "the device's memory; see docs/memory.md)"
+)
 PRECISION_HELP = (
     "auto (bfloat16 on a GPU, as published; float32 on a CPU, where it is faster), bfloat16 "
     "or float32"
@@ -193,6 +197,7 @@ MAPS_HELP = {
         "level": MAPS_HELP["level"],
         "lead_time": MAPS_HELP["lead_time"],
         "region": MAPS_HELP["region"],
+        "chunks": CHUNKS_HELP,
     }
 )
 def run_inference(
@@ -200,7 +205,7 @@ def run_inference(
     stats_dir: Optional[str] = None, steps: int = 0, output: Optional[str] = None,
     precision: str = "auto", data_dir: Optional[str] = None, run_name: Optional[str] = None,
     variable: str = "2m_temperature", level: Optional[str] = None,
-    lead_time: Optional[str] = None, region: Optional[str] = None,
+    lead_time: Optional[str] = None, region: Optional[str] = None, chunks: int = 0,
 ):  # fmt: skip
     """Run a GraphCast forecast and write predictions, metrics and pictures."""
     from graphcast_zero import workflow
@@ -209,6 +214,7 @@ def run_inference(
     workflow.run_inference(
         data_paths(c, data_dir), params=params, dataset=dataset, stats_dir=stats_dir,
         steps=steps, output=output, precision=precision, run_name=run_name, maps=maps,
+        grid_chunks=chunks,
     )  # fmt: skip
 
 
@@ -260,6 +266,10 @@ TRAINING_HELP = {
     "process_id": "multi-process training: this process's index (0 writes the files)",
     "heartbeat_timeout": "multi-process training: seconds of silence after which a process "
     "counts as dead and the job ends",
+    "chunks": CHUNKS_HELP,
+    "remat": "recompute activations in the backward pass to save memory: auto (the cheapest "
+    "that fits the device), off, steps (per step of a multi-step loss), processor (the mesh "
+    "message steps) or all",
 }
 
 
@@ -277,11 +287,12 @@ def run_training(
     validate_every: int = 0, lr_schedule: str = "", warmup_iterations: int = 0,
     final_learning_rate: str = "", checkpoint_every: int = 0, seed: int = 0, prefetch: int = 2,
     coordinator: str = "", num_processes: int = 0, process_id: int = 0,
-    heartbeat_timeout: int = 60,
+    heartbeat_timeout: int = 60, chunks: int = 0, remat: str = "auto",
 ):  # fmt: skip
     """Train GraphCast on a dataset or an ERA5 store; save a checkpoint in the official format."""
     from graphcast_zero import workflow
     from graphcast_zero.distributed import DistributedOptions
+    from graphcast_zero.memory import MemoryOptions
 
     random_model = workflow.RandomModel(
         mesh_size=mesh_size, latent_size=latent_size, gnn_msg_steps=gnn_msg_steps,
@@ -309,6 +320,7 @@ def run_training(
         dataset=dataset, stats_dir=stats_dir, era5=era5, plan=plan, precision=precision,
         cadence=workflow.Cadence(checkpoint_every, validate_every, prefetch),
         output=output, resume=resume, reset_optimizer=reset_optimizer, processes=processes,
+        memory=MemoryOptions(grid_chunks=chunks, remat=remat),
     )  # fmt: skip
 
 

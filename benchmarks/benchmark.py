@@ -90,6 +90,16 @@ def _timed(fn, *args):
     return result, time.perf_counter() - start
 
 
+def _wall_and_cpu(fn, *args) -> tuple[float, float]:
+    """Wall seconds and the process's CPU seconds (every thread) of one call. On a loaded
+    machine the CPU seconds vary less: they leave out the time spent waiting for a core."""
+    import jax
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    jax.block_until_ready(fn(*args))
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
 def _device_peak_mb():
     import jax
 
@@ -124,8 +134,9 @@ def ours_inference(args) -> dict:
     start = time.perf_counter()
     # No graph cache: the build is what graph_build_s measures.
     predictor, _ = assemble_predictor(
-        model, task, stats, dataset.lat.values, dataset.lon.values, precision=args.precision
-    )
+        model, task, stats, dataset.lat.values, dataset.lon.values, precision=args.precision,
+        memory=memory_plan(args),
+    )  # fmt: skip
     graph_s = time.perf_counter() - start
     params = jax.tree.map(jnp.asarray, params)
     constants = predictor.constants()
@@ -139,7 +150,9 @@ def ours_inference(args) -> dict:
     start = time.perf_counter()
     step = run.lower(params, prepared, state, one).compile()
     compile_s = time.perf_counter() - start + max(prepare_first_s - prepare_s, 0.0)
-    step_s = [_timed(step, params, prepared, state, one)[1] for _ in range(args.step_repeats)]
+    step_times = [
+        _wall_and_cpu(step, params, prepared, state, one) for _ in range(args.step_repeats)
+    ]
     del prepared
     every = {n: jnp.asarray(v) for n, v in forcing_arrays.items()}
     start = time.perf_counter()
@@ -150,14 +163,15 @@ def ours_inference(args) -> dict:
         graph_build_s=graph_s,
         compile_s=compile_s,
         prepare_s=prepare_s,
-        step_s=step_s,
+        step_s=[wall for wall, _ in step_times],
+        step_cpu_s=[cpu for _, cpu in step_times],
         rollout_compile_s=rollout_compile_s,
         rollout_s=rollout_s,
     )
 
 
 def ours_training(args) -> dict:
-    """Compile and steady time of our loss + gradients for one step."""
+    """Compile and steady time of our loss + gradients over ``--loss-steps`` steps."""
     import functools
 
     import jax
@@ -166,13 +180,14 @@ def ours_training(args) -> dict:
     from graphcast_zero import data, loss
     from graphcast_zero.graph_cache import assemble_predictor
 
-    model, task, dataset, stats, params = example(args.config, 1)
+    model, task, dataset, stats, params = example(args.config, args.loss_steps)
     inputs, targets, forcings = data.extract_inputs_targets_forcings(
-        dataset, task, slice("6h", "6h")
+        dataset, task, slice("6h", f"{6 * args.loss_steps}h")
     )
     predictor, _ = assemble_predictor(
-        model, task, stats, dataset.lat.values, dataset.lon.values, precision=args.precision
-    )
+        model, task, stats, dataset.lat.values, dataset.lon.values, precision=args.precision,
+        memory=memory_plan(args),
+    )  # fmt: skip
     arrays = [
         {n: jnp.asarray(v) for n, v in data.dataset_to_arrays(d).items()}
         for d in (inputs, targets, forcings)
@@ -182,8 +197,23 @@ def ours_training(args) -> dict:
     start = time.perf_counter()
     compiled = grads.lower(*operands).compile()
     compile_s = time.perf_counter() - start
-    times = [_timed(compiled, *operands)[1] for _ in range(args.step_repeats)]
-    return dict(train_compile_s=compile_s, train_step_s=times)
+    times = [_wall_and_cpu(compiled, *operands) for _ in range(args.step_repeats)]
+    return dict(
+        train_compile_s=compile_s,
+        train_step_s=[wall for wall, _ in times],
+        train_step_cpu_s=[cpu for _, cpu in times],
+    )
+
+
+def memory_plan(args):
+    """Ours: the memory plan ``--grid-chunks`` and ``--remat`` ask for (nothing chosen)."""
+    from graphcast_zero.memory import MemoryPlan
+
+    return MemoryPlan(
+        grid_chunks=args.grid_chunks,
+        remat_processor=args.remat_processor,
+        remat_steps=args.remat_steps,
+    )
 
 
 def _official_model(model, task, stats, precision):
@@ -264,14 +294,15 @@ def official_inference(args) -> dict:
 
 
 def official_training(args) -> dict:
-    """The official loss + gradients for one step (as the demo computes them)."""
+    """The official loss + gradients over ``--loss-steps`` steps (as the demo computes them)."""
     import haiku as hk
     import jax
     from graphcast import data_utils, xarray_jax
 
-    model, task, dataset, stats, params = example(args.config, 1)
+    model, task, dataset, stats, params = example(args.config, args.loss_steps)
+    lead_times = slice("6h", f"{6 * args.loss_steps}h")
     inputs, targets, forcings = data_utils.extract_inputs_targets_forcings(
-        dataset, target_lead_times=slice("6h", "6h"), **dataclasses.asdict(task)
+        dataset, target_lead_times=lead_times, **dataclasses.asdict(task)
     )
     construct, _ = _official_model(model, task, stats, args.precision)
 
@@ -318,12 +349,37 @@ def official_available() -> bool:
     return True
 
 
+def plan_spec(text: str) -> tuple[int, int, bool]:
+    """An argparse type for ``--plans``: ``CHUNKS:REMAT_PROCESSOR:REMAT_STEPS``, e.g. ``4:1:0``."""
+    try:
+        chunks, processor, steps = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not CHUNKS:REMAT_PROCESSOR:REMAT_STEPS"
+        ) from None
+    return chunks, processor, bool(steps)
+
+
+def _plan_flags(plan: tuple[int, int, bool]) -> list[str]:
+    chunks, processor, steps = plan
+    return ["--grid-chunks", str(chunks), "--remat-processor", str(processor)] + (
+        ["--remat-steps"] if steps else []
+    )
+
+
 def spawn(args, impl: str, phase: str, precision: str) -> dict:
-    """Runs one worker in a fresh interpreter and returns its measurements."""
+    """Runs one worker in a fresh interpreter and returns its measurements.
+
+    ``impl``: ``official``, ``ours`` (the plan of ``--grid-chunks``/``--remat-*``) or
+    ``ours C:P:S`` (a plan of ``--plans``).
+    """
+    name, _, spec = impl.partition(" ")
+    plan = plan_spec(spec) if spec else (args.grid_chunks, args.remat_processor, args.remat_steps)
     command = [
-        sys.executable, __file__, "--worker", "--impl", impl, "--phases", phase,
+        sys.executable, __file__, "--worker", "--impl", name, "--phases", phase,
         "--precision", precision, "--config", args.config,
         "--rollout-steps", str(args.rollout_steps), "--step-repeats", str(args.step_repeats),
+        "--loss-steps", str(args.loss_steps), *_plan_flags(plan),
     ]  # fmt: skip
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
@@ -464,7 +520,8 @@ def orchestrate(args) -> dict:
     compare = official_available() if args.compare is None else args.compare
     if compare and not official_available():
         raise SystemExit("--compare needs DeepMind's graphcast importable in this Python")
-    impls = ["ours", "official"] if compare else ["ours"]
+    ours = [f"ours {c}:{p}:{int(s)}" for c, p, s in args.plans] if args.plans else ["ours"]
+    impls = ours + (["official"] if compare else [])
     load_start = os.getloadavg()
     info = device_info()
     model, task, resolution = configs(args.config)
@@ -485,6 +542,12 @@ def orchestrate(args) -> dict:
             "step_repeats": args.step_repeats,
             "repeats": args.repeats,
             "phases": args.phases,
+            "loss_steps": args.loss_steps,
+            "memory_plan_ours": (
+                [f"{c}:{p}:{int(s)}" for c, p, s in args.plans]
+                if args.plans
+                else dataclasses.asdict(memory_plan(args))
+            ),
             "inputs": "synthetic.make_example_dataset(seed=0), tests/data/real-stats, init_params(seed=0)",
         },
         "load_average": {"start": load_start, "end": None},
@@ -521,6 +584,17 @@ def parse_args(argv=None):
     parser.add_argument(
         "--output", help="JSON path (default: benchmarks/results/<device>-<config>.json)"
     )
+    parser.add_argument("--grid-chunks", type=int, default=1,
+                        help="ours: encoder and decoder in this many chunks of grid nodes")  # fmt: skip
+    parser.add_argument("--remat-processor", type=int, default=0,
+                        help="ours: processor remat (0 off, 1 each step, N>1 nested groups of N)")  # fmt: skip
+    parser.add_argument("--remat-steps", action="store_true",
+                        help="ours: multi-step losses keep one output per step (trajectory)")  # fmt: skip
+    parser.add_argument("--loss-steps", type=int, default=1,
+                        help="autoregressive steps in the timed training loss")  # fmt: skip
+    parser.add_argument("--plans", type=plan_spec, nargs="+",
+                        help="ours: several memory plans CHUNKS:REMAT_PROCESSOR:REMAT_STEPS, "
+                        "their workers alternating like the implementations'")  # fmt: skip
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--impl", choices=["ours", "official"], help=argparse.SUPPRESS)
     return parser.parse_args(argv)

@@ -33,8 +33,11 @@ import memory_fit  # noqa: E402  (the programs, from abstract shapes)
 def count(config: str) -> dict:
     """FLOPs and bytes accessed of one step of ``config``, as XLA counts them."""
     started = time.perf_counter()
+    from graphcast_zero.memory import DEFAULT_PLAN
+
     candidates = memory_fit.Candidates(config, "float32")
-    lowered = candidates.programs["inference"].lower(*candidates.operands("inference", 1, 1))
+    program = candidates.program("inference", DEFAULT_PLAN)
+    lowered = program.lower(*candidates.operands("inference", 1, 1, DEFAULT_PLAN))
     cost = lowered.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost  # older JAX returns one per program
     return {

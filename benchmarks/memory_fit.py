@@ -29,7 +29,6 @@ import argparse
 import dataclasses
 import datetime
 import functools
-import os
 import sys
 import time
 from pathlib import Path
@@ -39,6 +38,10 @@ sys.path.insert(0, str(HERE))
 
 import benchmark  # noqa: E402  (the configurations, device description and versions)
 
+# The --remat choices, as graphcast_zero.memory.REMAT_CHOICES (not imported before JAX's platform
+# is settled: see compile_only_device).
+REMAT_CHOICES = ("auto", "off", "steps", "processor", "all")
+
 
 def doublings(largest: int) -> list[int]:
     """1, 2, 4, ... up to ``largest`` (included when it is not a power of two)."""
@@ -47,16 +50,6 @@ def doublings(largest: int) -> list[int]:
         values.append(value)
         value *= 2
     return values + [largest]
-
-
-def peak_bytes(stats) -> int:
-    """Device bytes a compiled program needs at once, from ``compiled.memory_analysis()``."""
-    return (
-        stats.argument_size_in_bytes
-        + stats.output_size_in_bytes
-        + stats.temp_size_in_bytes
-        - stats.alias_size_in_bytes
-    )
 
 
 def largest_fitting(candidates: list[dict], budget_bytes: float) -> dict | None:
@@ -76,15 +69,34 @@ def _abstract(array, batch: int, steps: int | None = None):
     return jax.ShapeDtypeStruct(tuple(shape), array.dtype)
 
 
+def cuda_plugin() -> str | None:
+    """The installed JAX CUDA plugin as ``"name version"``, or None when there is none."""
+    from importlib import metadata
+
+    for name in ("jax-cuda12-plugin", "jax-cuda13-plugin"):
+        try:
+            return f"{name} {metadata.version(name)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
 def compile_only_device(target_config: Path):
     """A CUDA device to compile for without a GPU, described by an XLA GPU target config file.
 
+    On a box without a GPU the CUDA plugin fails to start when JAX looks for devices, and JAX
+    then offers no CUDA topology at all; so JAX's own devices are kept to the CPU here (unless
+    ``JAX_PLATFORMS`` says otherwise), which must happen before JAX first looks for devices.
+
     Raises:
-      SystemExit: with a one-line message when the file can't be read or parsed, or JAX's CUDA
-        plugin is missing.
+      SystemExit: with a one-line message when the file can't be read or parsed, JAX's CUDA
+        plugin is missing, or it is installed but offers no CUDA topology.
     """
+    import jax
     from jax.experimental import topologies
 
+    if not jax.config.jax_platforms:
+        jax.config.update("jax_platforms", "cpu")  # no effect once JAX has looked for devices
     try:
         text = target_config.read_text()
     except OSError as error:
@@ -93,10 +105,18 @@ def compile_only_device(target_config: Path):
         topology = topologies.get_topology_desc(
             "memory-fit", "cuda", target_config=text, topology="1x1x1"
         )
-    except NotImplementedError:  # no CUDA plugin: jax knows no "cuda" topology
+    except NotImplementedError as error:  # jax knows no "cuda" topology
+        plugin = cuda_plugin()
+        if plugin is None:
+            raise SystemExit(
+                f"memory_fit: cannot compile for {target_config} here; it needs JAX's CUDA "
+                'plugin: pip install "jax[cuda12]"'
+            ) from None
         raise SystemExit(
-            f"memory_fit: cannot compile for {target_config} here; it needs JAX's CUDA plugin: "
-            'pip install "jax[cuda12]"'
+            f"memory_fit: JAX's CUDA plugin ({plugin}, jax {jax.__version__}) is installed but "
+            f"offers no CUDA topology ({error}): it failed to start (its error is printed "
+            "above) or JAX looked for devices before JAX_PLATFORMS=cpu was set; run memory_fit "
+            "in a fresh process, or install the plugin matching jax"
         ) from None
     except Exception as error:  # the plugin rejected the file's text
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -125,7 +145,7 @@ class Candidates:
         import jax
         import jax.numpy as jnp
 
-        from graphcast_zero import data, loss, rollout
+        from graphcast_zero import data
         from graphcast_zero.graph_cache import assemble_predictor
         from graphcast_zero.predictor import default_edge_term_reuse
 
@@ -134,31 +154,56 @@ class Candidates:
             dataset, task, slice("6h", "6h")
         )
         # The edge terms are kept as a forecast on that device would keep them.
-        platform = jax.default_backend() if device is None else device.platform
-        self.predictor, _ = assemble_predictor(
+        self.platform = jax.default_backend() if device is None else device.platform
+        self.base, _ = assemble_predictor(
             model, task, stats, dataset.lat.values, dataset.lon.values, precision=precision,
-            reuse_edge_terms=default_edge_term_reuse(platform),
+            reuse_edge_terms=default_edge_term_reuse(self.platform),
         )  # fmt: skip
         self.params = jax.tree.map(jnp.asarray, params)
-        self.constants = self.predictor.constants()
-        # Forecasts (rollout.predict) prepare the constants once and pass them to every chunk;
-        # only the shapes of the prepared terms are needed.
-        prepared = jax.eval_shape(self.predictor.prepare, self.params, self.constants)
-        static = {"static": prepared["static"]} if "static" in prepared else {}
-        self.prepared = {**self.constants, **static}
         self.inputs = data.dataset_to_arrays(inputs)
         self.targets = data.dataset_to_arrays(targets)
         self.forcings = data.dataset_to_arrays(forcings)
         self.device = device  # None: the default device, else a compile-only target
-        self.programs = {
-            # A rollout chunk of `steps` steps for `batch` forecasts, compiled as
-            # rollout.predict compiles it on that platform.
-            "inference": rollout.chunk_program(self.predictor, platform),
-            # Loss + gradients over `steps` steps, rematerialised per step beyond one.
-            "training": jax.jit(functools.partial(loss.loss_and_grads, self.predictor, remat=True)),
-        }
+        self._constants = {}
 
-    def operands(self, phase: str, batch: int, steps: int) -> tuple:
+    @property
+    def num_grid_nodes(self) -> int:
+        return self.base.graphs.num_grid_nodes
+
+    def predictor(self, plan):
+        return dataclasses.replace(self.base, memory=plan)
+
+    def constants(self, plan, prepared: bool) -> dict:
+        """``predictor.constants()`` for the plan's chunking; ``prepared`` adds the shapes of
+        the terms forecasts compute once (``rollout.predict`` passes them to every chunk)."""
+        import jax
+
+        key = (plan.grid_chunks, prepared)
+        if key not in self._constants:
+            predictor = self.predictor(plan)
+            constants = predictor.constants()
+            if prepared:
+                shapes = jax.eval_shape(predictor.prepare, self.params, constants)
+                constants = {**constants, **{k: v for k, v in shapes.items() if k == "static"}}
+            self._constants[key] = constants
+        return self._constants[key]
+
+    def program(self, phase: str, plan):
+        """The jitted program of a phase under a memory plan."""
+        import jax
+
+        from graphcast_zero import loss, rollout
+
+        predictor = self.predictor(plan)
+        if phase == "inference":
+            # A rollout chunk as rollout.predict compiles it on that platform, streaming its
+            # predictions out; without the host callback, which XLA's compile-only GPU target
+            # cannot compile (the predictions it reads are computed, and counted, the same).
+            return rollout.chunk_program(predictor, self.platform, sink=rollout.drop_predictions)
+        # Loss + gradients over `steps` steps, rematerialised as the plan says.
+        return jax.jit(functools.partial(loss.loss_and_grads, predictor))
+
+    def operands(self, phase: str, batch: int, steps: int, plan, placed: bool = True) -> tuple:
         """The program's arguments: parameters and constants, the rest as abstract shapes."""
         from graphcast_zero.config import STATIC_VARIABLES
 
@@ -170,15 +215,34 @@ class Candidates:
         per_step = [self.forcings] if phase == "inference" else [self.targets, self.forcings]
         operands = (
             self.params,
-            self.prepared if phase == "inference" else self.constants,
+            self.constants(plan, prepared=phase == "inference"),
             inputs,
             *({n: _abstract(a, batch, steps) for n, a in frames.items()} for frames in per_step),
         )
-        return operands if self.device is None else placed_on(operands, self.device)
+        if self.device is None or not placed:
+            return operands
+        return placed_on(operands, self.device)
 
-    def compile(self, phase: str, batch: int, steps: int):
-        """The compiled program of one candidate."""
-        return self.programs[phase].lower(*self.operands(phase, batch, steps)).compile()
+
+def device_memory_size(target_config: Path) -> int | None:
+    """The device memory a target config describes (``device_memory_size``), in bytes."""
+    import re
+
+    found = re.search(r"device_memory_size:\s*(\d+)", target_config.read_text())
+    return int(found.group(1)) if found else None
+
+
+def scheduler_options(memory_size: int | None, budget_bytes: float) -> dict:
+    """XLA options that make a GPU compile schedule for ``budget_bytes`` of memory.
+
+    XLA's GPU scheduler lets a program grow up to 95% of the device's memory when that buys
+    overlap (``xla_gpu_memory_limit_slop_factor``); compiled for an 80 GB H100 a program
+    meant for a 24 GB card would be scheduled for 80 GB. Setting the factor to the budget's
+    share of the device compiles it as the smaller card would be compiled.
+    """
+    if not memory_size or budget_bytes >= memory_size:
+        return {}
+    return {"xla_gpu_memory_limit_slop_factor": max(1, int(95 * budget_bytes / memory_size))}
 
 
 def measure_run(compiled, operands) -> float | None:
@@ -198,47 +262,123 @@ def measure_run(compiled, operands) -> float | None:
     return stats.get("peak_bytes_in_use")
 
 
+class Search:
+    """Compiles candidates and keeps what ``--run`` and ``--flops`` need of the best."""
+
+    def __init__(self, args, device):
+        from graphcast_zero.memory import compiled_bytes
+
+        self.args = args
+        self.device = device
+        self.budget = args.budget_gb * 2**30
+        # Compiling for a target config: schedule as a card of the budget's size would be.
+        size = device_memory_size(args.target_config) if args.target_config else None
+        self.options = scheduler_options(size, self.budget)
+        self.bytes_of = compiled_bytes
+        if args.impl == "official":
+            import official_programs
+
+            self.setup = official_programs.OfficialCandidates(args.config, args.precision)
+        else:
+            self.setup = Candidates(args.config, args.precision, device)
+
+    def _compile(self, program, operands):
+        start = time.perf_counter()
+        compiled = program.lower(*operands).compile(compiler_options=self.options or None)
+        return compiled, time.perf_counter() - start
+
+    def candidate(self, phase: str, batch: int, steps: int) -> tuple[dict, object, tuple]:
+        """(entry, compiled program, operands) of one candidate shape."""
+        if self.args.impl == "official":
+            program, operands = self.setup.program(phase, batch, steps)
+            placed = operands if self.device is None else placed_on(operands, self.device)
+            compiled, seconds = self._compile(program, placed)
+            entry = {"estimated_bytes": self.bytes_of(compiled), "compile_s": seconds}
+            if self.args.flops:
+                entry["flops"] = count_flops(program, operands)
+            return entry, compiled, (program, operands)
+        return self._ours(phase, batch, steps)
+
+    def _ours(self, phase, batch, steps):
+        from graphcast_zero import memory
+
+        args = self.args
+        plans = memory.restrict(
+            memory.ladder(self.setup.num_grid_nodes, phase == "training", steps),
+            args.grid_chunks or None,
+            args.remat,
+        )
+        compiled_by_plan, flops_by_plan, seconds = {}, {}, 0.0
+
+        def measure(plan):
+            nonlocal seconds
+            operands = self.setup.operands(phase, batch, steps, plan)
+            program = self.setup.program(phase, plan)
+            compiled, took = self._compile(program, operands)
+            compiled_by_plan[plan] = compiled
+            seconds += took
+            if args.flops:  # the price of each plan tried, the first being the whole grid
+                unplaced = self.setup.operands(phase, batch, steps, plan, placed=False)
+                flops_by_plan[plan] = count_flops(program, unplaced)
+            return self.bytes_of(compiled)
+
+        # Like the package's planner, but every candidate is measured, even a single one.
+        choice = memory.choose(plans, measure, self.budget, measure_single=True)
+        entry = {
+            "estimated_bytes": choice.estimated_bytes,
+            "compile_s": seconds,
+            "memory_plan": dataclasses.asdict(choice.plan),
+            "plans_tried": [
+                {
+                    **dataclasses.asdict(plan),
+                    "estimated_bytes": value,
+                    "flops": flops_by_plan.get(plan),
+                }
+                for plan, value in choice.tried
+            ],
+        }
+        if args.flops:
+            entry["flops"] = flops_by_plan[choice.plan]
+        program = self.setup.program(phase, choice.plan)
+        unplaced = self.setup.operands(phase, batch, steps, choice.plan, placed=False)
+        return entry, compiled_by_plan[choice.plan], (program, unplaced)
+
+
 def search(args, device=None) -> dict:
     """Compiles every candidate of both phases and picks the largest that fits the budget.
 
     ``device``: a compile-only target (``compile_only_device``), or None for the default device.
     """
-    budget = args.budget_gb * 2**30
-    setup = Candidates(args.config, args.precision, device)
-    report = {"budget_bytes": budget, "phases": {}}
+    run = Search(args, device)
+    report = {"budget_bytes": run.budget, "compiler_options": run.options, "phases": {}}
     plans = {
         "inference": [(b, s) for b in doublings(args.max_batch) for s in args.inference_steps],
         "training": [(b, s) for b in doublings(args.max_batch) for s in args.training_steps],
     }
     for phase in args.phases:
-        candidates, compiled_best, best = [], None, None
+        candidates, best_program, best = [], None, None
         for batch, steps in plans[phase]:
             if any(
                 not c["fits"] and c["batch"] <= batch and c["steps"] <= steps for c in candidates
             ):
                 continue  # memory grows with batch and steps: a smaller one already overflowed
-            start = time.perf_counter()
-            compiled = setup.compile(phase, batch, steps)
-            entry = {
-                "batch": batch,
-                "steps": steps,
-                "estimated_bytes": peak_bytes(compiled.memory_analysis()),
-                "compile_s": time.perf_counter() - start,
-            }
-            entry["fits"] = entry["estimated_bytes"] <= budget
+            measured, compiled, program = run.candidate(phase, batch, steps)
+            entry = {"batch": batch, "steps": steps, **measured}
+            entry["fits"] = entry["estimated_bytes"] <= run.budget
             candidates.append(entry)
+            plan = entry.get("memory_plan")
             print(
                 f"{phase:9s} batch {batch:3d} steps {steps:3d}: "
-                f"{entry['estimated_bytes'] / 2**30:8.2f} GiB {'fits' if entry['fits'] else ''}",
+                f"{entry['estimated_bytes'] / 2**30:8.2f} GiB {'fits' if entry['fits'] else ''}"
+                + (f"  {plan}" if plan else ""),
                 flush=True,
             )
-            if largest_fitting(candidates, budget) is entry:
-                best, compiled_best = entry, compiled  # kept for --run: no second compile
+            if largest_fitting(candidates, run.budget) is entry:
+                best, best_program = entry, (compiled, program)  # kept for --run
         if best is not None and args.run:
             # The device's peak is per process: a later phase's figure is the peak of both.
-            best["measured_process_peak_bytes"] = measure_run(
-                compiled_best, setup.operands(phase, best["batch"], best["steps"])
-            )
+            compiled, (_, operands) = best_program
+            best["measured_process_peak_bytes"] = measure_run(compiled, operands)
         report["phases"][phase] = {"candidates": candidates, "largest_fitting": best}
     return report
 
@@ -259,6 +399,17 @@ def _positive(kind):
     return parse
 
 
+def _non_negative(text: str) -> int:
+    """An argparse type: a whole number, zero or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number, zero or more")
+    return value
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(benchmark.CONFIGS), default="full")
@@ -273,6 +424,14 @@ def parse_args(argv=None):
                         help="steps per compiled rollout chunk to try")  # fmt: skip
     parser.add_argument("--training-steps", type=_positive(int), nargs="+", default=[1, 4, 12],
                         help="autoregressive steps in the loss to try")  # fmt: skip
+    parser.add_argument("--impl", choices=["ours", "official"], default="ours",
+                        help="official: DeepMind's code (needs `import graphcast` to work)")  # fmt: skip
+    parser.add_argument("--grid-chunks", type=_non_negative, default=0,
+                        help="grid chunks (0: the first plan of the ladder that fits)")  # fmt: skip
+    parser.add_argument("--remat", choices=REMAT_CHOICES, default="auto",
+                        help="rematerialisation (auto: the first plan that fits)")  # fmt: skip
+    parser.add_argument("--flops", action="store_true",
+                        help="count each candidate's FLOPs (XLA's count, loops unrolled)")  # fmt: skip
     parser.add_argument("--run", action="store_true",
                         help="run the largest fitting candidates once and record the peak")  # fmt: skip
     parser.add_argument("--target-config", type=Path,
@@ -284,6 +443,13 @@ def parse_args(argv=None):
     if args.run and args.target_config is not None:
         parser.error("--run needs the device itself; --target-config only compiles")
     return args
+
+
+def count_flops(program, operands) -> float:
+    """XLA's FLOP count of a program with its loops unrolled (``unrolled_flops.count_flops``)."""
+    import unrolled_flops
+
+    return unrolled_flops.count_flops(program, *operands)
 
 
 def target_info(device, target_config: Path) -> dict:
@@ -305,8 +471,6 @@ def main(argv=None) -> dict:
 
     args = parse_args(argv)
     if args.target_config is not None:
-        # A CPU-only box: keep the CUDA plugin from looking for a GPU it would not find.
-        os.environ.setdefault("JAX_PLATFORMS", "cpu")
         device = compile_only_device(args.target_config)
         info = target_info(device, args.target_config)
         label = benchmark.device_label(info) + "-compile-only"
@@ -329,6 +493,8 @@ def main(argv=None) -> dict:
             "estimate": "XLA buffer assignment of the compiled program: "
             "arguments + outputs + temporaries - aliased",
             "estimate_source": source,
+            "implementation": args.impl,
+            "memory_options": {"grid_chunks": args.grid_chunks, "remat": args.remat},
         },
         **search(args, device),
     }

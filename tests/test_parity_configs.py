@@ -20,6 +20,7 @@ import xarray as xr
 from graphcast_zero import data, rollout
 from graphcast_zero.checkpoint import load_checkpoint
 from graphcast_zero.loss import loss_and_grads
+from graphcast_zero.memory import DEFAULT_PLAN, MemoryPlan
 from graphcast_zero.predictor import build_predictor
 from graphcast_zero.statistics import load_statistics
 
@@ -30,6 +31,8 @@ from .conftest import DATA_DIR
 pytestmark = [pytest.mark.reference, pytest.mark.slow]
 
 CASES = ("mesh2_37lev", "precip_out", "m2g_norm", "mesh4")
+# Grid chunks and every remat: the same maths, so the same agreement.
+LEAN = MemoryPlan(grid_chunks=5, remat_processor=4, remat_steps=True)
 
 
 class Case:
@@ -47,7 +50,7 @@ class Case:
         )
         return extracted[1].time.values, [data.dataset_to_arrays(d) for d in extracted]
 
-    def predictor(self, precision: str):
+    def predictor(self, precision: str, memory: MemoryPlan = DEFAULT_PLAN):
         return build_predictor(
             self.checkpoint.model_config,
             self.checkpoint.task_config,
@@ -55,6 +58,7 @@ class Case:
             self.dataset.lat.values,
             self.dataset.lon.values,
             precision=precision,
+            memory=memory,
         )
 
 
@@ -63,9 +67,12 @@ def case(request) -> Case:
     return Case(DATA_DIR / "official-extra" / request.param)
 
 
-def _worst_agreement(case: Case, precision: str, reference_file: str) -> tuple[float, float]:
+def _worst_agreement(
+    case: Case, precision: str, reference_file: str, memory: MemoryPlan = DEFAULT_PLAN
+) -> tuple[float, float]:
     lead_times, (inputs, _, forcings) = case.arrays(steps=3)
-    predictions = rollout.predict(case.predictor(precision), case.params, inputs, forcings)
+    predictor = case.predictor(precision, memory)
+    predictions = rollout.predict(predictor, case.params, inputs, forcings)
     ours = data.arrays_to_dataset(
         predictions,
         lat=case.dataset.lat.values,
@@ -85,8 +92,9 @@ def _worst_agreement(case: Case, precision: str, reference_file: str) -> tuple[f
     return worst, mean
 
 
-def test_float32_rollout(case):
-    worst, mean = _worst_agreement(case, "float32", "predictions_float32.nc")
+@pytest.mark.parametrize("memory", [MemoryPlan(), LEAN], ids=["whole", "lean"])
+def test_float32_rollout(case, memory):
+    worst, mean = _worst_agreement(case, "float32", "predictions_float32.nc", memory)
     assert worst <= 1e-3
     assert mean <= 1e-4
 
@@ -97,8 +105,9 @@ def test_bfloat16_rollout_sanity(case):
     assert mean <= 2e-2
 
 
-def test_float32_loss_and_gradients(case):
-    predictor = case.predictor("float32")
+@pytest.mark.parametrize("memory", [MemoryPlan(), LEAN], ids=["whole", "lean"])
+def test_float32_loss_and_gradients(case, memory):
+    predictor = case.predictor("float32", memory)
     _, (inputs, targets, forcings) = case.arrays(steps=1)
     (loss, diagnostics), grads = jax.jit(
         lambda p: loss_and_grads(predictor, p, predictor.constants(), inputs, targets, forcings)

@@ -23,6 +23,7 @@ import numpy as np
 from graphcast_zero.atomic import atomic_path
 from graphcast_zero.config import ModelConfig, TaskConfig
 from graphcast_zero.errors import InputError
+from graphcast_zero.memory import DEFAULT_PLAN, MemoryPlan
 from graphcast_zero.model.graph import EdgeSet, GraphCastGraphs, build_graphs
 from graphcast_zero.predictor import Predictor, build_predictor
 from graphcast_zero.statistics import Statistics
@@ -115,6 +116,7 @@ def assemble_predictor(
     precision: str = "bfloat16",
     graphs_folder: Optional[Path] = None,
     reuse_edge_terms: Optional[bool] = None,
+    memory: MemoryPlan = DEFAULT_PLAN,
 ) -> tuple[Predictor, bool]:
     """The predictor for a grid, on graphs kept in ``graphs_folder`` (loaded, or built and saved).
 
@@ -127,7 +129,7 @@ def assemble_predictor(
       precision: as for :func:`~graphcast_zero.predictor.build_predictor`.
       graphs_folder: the graph cache, e.g. ``<data>/cache/graphs``; None builds the graphs
         without keeping them (as a benchmark of the build needs).
-      reuse_edge_terms: as for :func:`~graphcast_zero.predictor.build_predictor`.
+      reuse_edge_terms, memory: as for :func:`~graphcast_zero.predictor.build_predictor`.
 
     Returns:
       (predictor, whether its graphs came from the cache).
@@ -144,5 +146,6 @@ def assemble_predictor(
         precision=precision,
         graphs=graphs,
         reuse_edge_terms=reuse_edge_terms,
+        memory=memory,
     )
     return predictor, from_cache

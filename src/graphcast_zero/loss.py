@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from graphcast_zero import trajectory
 from graphcast_zero.evaluation import latitude_weights
-from graphcast_zero.predictor import Frames, Predictor
+from graphcast_zero.predictor import Frames, Predictor, shift_in
 from graphcast_zero.rollout import split_static, time_major
 
 # Variables absent here weigh 1.0.
@@ -92,7 +94,7 @@ def loss_and_diagnostics(
     inputs: Frames,
     targets: Frames,
     forcings: Frames,
-    remat: bool = False,
+    remat: Optional[bool] = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The training loss over ``steps`` autoregressive steps.
 
@@ -103,12 +105,16 @@ def loss_and_diagnostics(
       inputs: every input variable, [batch, frames, lat, lon, channels].
       targets: every target variable, [batch, steps, lat, lon, channels].
       forcings: every forcing variable at the target times, [batch, steps, lat, lon, channels].
-      remat: recompute activations per step in the backward pass to save memory (losses over
-        more than one step).
+      remat: for losses over more than one step, keep only each step's network output for
+        the backward pass and recompute one step at a time there (``trajectory``): the memory
+        of one step plus one output per step, for one more forward pass. None: the
+        predictor's ``memory.remat_steps``.
 
     Returns:
       (loss, per-variable losses): float32 scalars, averaged over steps and batch.
     """
+    if remat is None:
+        remat = predictor.memory.remat_steps
     weights = loss_weights(predictor)
     dtype = predictor.compute_dtype
     static, dynamic = split_static(predictor, inputs)
@@ -116,34 +122,58 @@ def loss_and_diagnostics(
     # once per loss where the predictor reuses edge terms, else per step (prepare is then a
     # no-op): either way gradients flow through them to the edge encoders.
     unprepared = {name: value for name, value in constants.items() if name != "static"}
-    constants = predictor.prepare(params, unprepared)
+    terms = {key: v for key, v in predictor.prepare(params, unprepared).items() if key == "static"}
 
-    def step(carry, target_and_forcing):
+    def step(trained, fixed, window, target_and_forcing):
+        params, terms = trained
+        unprepared, static = fixed
         target, forcing = target_and_forcing
-        frames = {**static, **carry}
-        outputs = predictor.split_outputs(
-            predictor.normalized_outputs(params, constants, frames, forcing)
-        )
+        constants = {**unprepared, **terms}
+        frames = {**static, **window}
+        update = predictor.network_outputs(params, constants, frames, forcing)
+        outputs = predictor.split_outputs(update.astype(jnp.float32))
         normalized_target = predictor.normalize_targets(constants, frames, target)
         per_variable = per_variable_losses(outputs, normalized_target, weights, dtype)
         total = sum(VARIABLE_WEIGHTS.get(n, 1.0) * v for n, v in per_variable.items())
-        predictions = predictor.denormalize(constants, frames, outputs)
-        carry = split_static(predictor, predictor.next_inputs(carry, predictions, forcing))[1]
         cast = {n: v.astype(jnp.float32) for n, v in per_variable.items()}
-        return carry, (total.astype(jnp.float32), cast)
+        return (total.astype(jnp.float32), cast), update
 
-    # With one step there is nothing to free: its activations feed its own backward pass, and
-    # checkpointing only adds the recomputation's buffers.
-    if remat and next(iter(targets.values())).shape[1] > 1:
-        step = jax.checkpoint(step)
-    _, (losses, diagnostics) = jax.lax.scan(
-        step, dynamic, (time_major(targets), time_major(forcings))
-    )
+    def advance(fixed, window, update, target_and_forcing):
+        unprepared, static = fixed
+        frames = {**static, **window}
+        outputs = predictor.split_outputs(update.astype(jnp.float32))
+        predictions = predictor.denormalize(unprepared, frames, outputs)
+        return predictor.next_frame(predictions, target_and_forcing[1])
+
+    trained, fixed = (params, terms), (unprepared, static)
+    xs = (time_major(targets), time_major(forcings))
+    num_steps = next(iter(targets.values())).shape[1]
+    if num_steps == 1:
+        # No scan: differentiating a scan hoists the work that is the same at every step out
+        # of it and keeps its results for the backward pass, which would keep the grid chunks'
+        # edge terms for the whole grid. With one step nothing would be freed by remat either.
+        out, _ = step(trained, fixed, dynamic, _at_step(xs, 0))
+        losses, diagnostics = jax.tree.map(lambda x: x[None], out)
+    elif remat:
+        losses, diagnostics = trajectory.checkpointed_scan(
+            step, advance, trained, fixed, dynamic, xs
+        )
+    else:
+
+        def body(window, x):
+            out, update = step(trained, fixed, window, x)
+            return shift_in(window, advance(fixed, window, update, x)), out
+
+        _, (losses, diagnostics) = jax.lax.scan(body, dynamic, xs)
     # [steps, batch] -> mean over steps, then over the batch.
     return losses.mean(axis=0).mean(), {n: v.mean(axis=0).mean() for n, v in diagnostics.items()}
 
 
-def loss_and_grads(predictor: Predictor, params, constants, inputs, targets, forcings, remat=False):
+def _at_step(tree, index: int):
+    return jax.tree.map(lambda leaf: leaf[index], tree)
+
+
+def loss_and_grads(predictor: Predictor, params, constants, inputs, targets, forcings, remat=None):
     """(loss, diagnostics), gradients with respect to ``params`` (float32)."""
 
     def objective(p):

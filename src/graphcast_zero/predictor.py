@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from graphcast_zero.config import STATIC_VARIABLES, ModelConfig, TaskConfig
+from graphcast_zero.memory import DEFAULT_PLAN, MemoryPlan
 from graphcast_zero.model.graph import GraphCastGraphs, build_graphs
 from graphcast_zero.model.graphcast import graph_arrays, transformed_core, transformed_static
 from graphcast_zero.model.normalization import NormalizationArrays, normalization_arrays
@@ -87,6 +88,7 @@ class Predictor:
       gather_first_layer: the faster, mathematically equal edge-MLP evaluation.
       reuse_edge_terms: whether ``prepare`` computes the step-independent edge terms once per
         forecast (see ``default_edge_term_reuse``); when False each step computes its own.
+      memory: grid chunks and rematerialisation (``MemoryPlan``; the maths is the same).
     """
 
     model_config: ModelConfig
@@ -98,10 +100,13 @@ class Predictor:
     precision: Precision = "bfloat16"
     gather_first_layer: bool = True
     reuse_edge_terms: bool = True
+    memory: MemoryPlan = DEFAULT_PLAN
 
     @property
     def core(self) -> hk.Transformed:
-        return transformed_core(self.model_config, self.task_config, self.gather_first_layer)
+        return transformed_core(
+            self.model_config, self.task_config, self.gather_first_layer, self.memory
+        )
 
     @property
     def compute_dtype(self):
@@ -114,7 +119,8 @@ class Predictor:
 
     def constants(self) -> dict:
         """The arrays every call needs besides the parameters: graph and statistics."""
-        return {"graph": graph_arrays(self.graphs), "normalization": self.normalization}
+        graph = graph_arrays(self.graphs, self.memory.grid_chunks)
+        return {"graph": graph, "normalization": self.normalization}
 
     def _cast(self, params):
         # Parameters are stored in float32; the network runs in the compute dtype.
@@ -132,13 +138,25 @@ class Predictor:
         if "static" in constants or not self.reuse_edge_terms:
             return constants
         static_terms = transformed_static(
-            self.model_config, self.task_config, self.gather_first_layer, self.compute_dtype
+            self.model_config,
+            self.task_config,
+            self.gather_first_layer,
+            self.compute_dtype,
+            self.memory,
         )
         static = static_terms.apply(self._cast(params), None, constants["graph"])
         return {**constants, "static": static}
 
     def normalized_outputs(self, params, constants, inputs: Frames, forcings: Frames) -> jax.Array:
         """The network's raw output for one step: [batch, lat, lon, outputs] float32.
+
+        The arguments are those of ``network_outputs``, whose result this is in float32.
+        """
+        return self.network_outputs(params, constants, inputs, forcings).astype(jnp.float32)
+
+    def network_outputs(self, params, constants, inputs: Frames, forcings: Frames) -> jax.Array:
+        """The network's output for one step as it computes it: [batch, lat, lon, outputs] in
+        the compute dtype (bfloat16 in half the memory of ``normalized_outputs``).
 
         Args:
           params: haiku parameters (float32).
@@ -169,7 +187,7 @@ class Predictor:
             constants["graph"],
             constants.get("static"),
         )
-        outputs = outputs.astype(jnp.float32).reshape(num_lat, num_lon, batch, -1)
+        outputs = outputs.reshape(num_lat, num_lon, batch, -1)
         return outputs.transpose(2, 0, 1, 3)
 
     def split_outputs(self, outputs: jax.Array) -> Frames:
@@ -213,13 +231,22 @@ class Predictor:
                 normalized[name] = (target - norm["mean"][name]) / norm["stddev"][name]
         return normalized
 
+    def next_frame(self, predictions: Frames, forcings: Frames) -> Frames:
+        """The newest input frame of the next step: per dynamic input, [batch, 1, lat, lon, ch],
+        predicted or (for forcings that are also inputs) forced."""
+        return {
+            name: predictions[name] if name in predictions else forcings[name]
+            for name in self.dynamic_inputs
+        }
+
     def next_inputs(self, inputs: Frames, predictions: Frames, forcings: Frames) -> Frames:
         """Drops the oldest frame and appends the predicted (or forced) one."""
-        updated = dict(inputs)
-        for name in self.dynamic_inputs:
-            frame = predictions[name] if name in predictions else forcings[name]
-            updated[name] = jnp.concatenate([inputs[name][:, 1:], frame], axis=1)
-        return updated
+        return {**inputs, **shift_in(inputs, self.next_frame(predictions, forcings))}
+
+
+def shift_in(window: Frames, frame: Frames) -> Frames:
+    """Drops the oldest frame of each variable in ``frame`` and appends the new one (axis 1)."""
+    return {n: jnp.concatenate([window[n][:, 1:], frame[n]], axis=1) for n in frame}
 
 
 def _stack_frames(x: jax.Array) -> jax.Array:
@@ -238,6 +265,7 @@ def build_predictor(
     gather_first_layer: bool = True,
     graphs: GraphCastGraphs | None = None,
     reuse_edge_terms: bool | None = None,
+    memory: MemoryPlan = DEFAULT_PLAN,
 ) -> Predictor:
     """Builds the graphs and statistics arrays for a grid and returns the predictor.
 
@@ -251,6 +279,7 @@ def build_predictor(
       graphs: prebuilt graphs for this grid, if cached.
       reuse_edge_terms: keep the step-independent edge terms for a whole forecast; None
         chooses by device (``default_edge_term_reuse``).
+      memory: grid chunks and rematerialisation (default: none).
     """
     precision = resolve_precision(precision)
     if reuse_edge_terms is None:
@@ -267,4 +296,5 @@ def build_predictor(
         precision=precision,
         gather_first_layer=gather_first_layer,
         reuse_edge_terms=reuse_edge_terms,
+        memory=memory,
     )

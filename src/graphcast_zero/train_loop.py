@@ -27,7 +27,7 @@ import optax
 import xarray as xr
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from graphcast_zero import data
+from graphcast_zero import data, memory
 from graphcast_zero.config import TaskConfig
 from graphcast_zero.errors import InputError
 from graphcast_zero.loss import loss_and_diagnostics, loss_and_grads
@@ -43,9 +43,12 @@ def default_optimizer(learning_rate: float = 1e-4, clip_norm: Optional[float] = 
     return optax.chain(*parts)
 
 
-def make_train_step(predictor: Predictor, optimizer, remat: bool = False):
+def make_train_step(predictor: Predictor, optimizer, remat: Optional[bool] = None):
     """A jitted ``(params, opt_state, constants, inputs, targets, forcings, rate_scale=1.0) ->
     (params, opt_state, loss, diagnostics)`` optimiser step.
+
+    ``remat`` recomputes a multi-step loss one step at a time in the backward pass (default:
+    the predictor's ``memory.remat_steps``).
 
     ``rate_scale`` multiplies the optimiser's update (AdamW's whole update, weight decay included,
     is proportional to its rate), so a learning-rate schedule evaluated by the caller changes no
@@ -181,6 +184,54 @@ def check_batch_size(batch_size: int, num_devices: int) -> None:
         )
 
 
+def choose_memory_plan(
+    predictor: Predictor,
+    params,
+    optimizer,
+    opt_state,
+    batch: Window,
+    placement: Placement,
+    grid_chunks: Optional[int] = None,
+    remat: str = "auto",
+    budget: Optional[float] = None,
+) -> tuple[memory.Choice, Any]:
+    """The cheapest memory plan whose training step fits the device (``memory.choose``).
+
+    Each candidate's optimiser step is compiled (not run) for ``batch``, and XLA's buffer
+    assignment compared with the device's memory.
+
+    Args:
+      predictor: the model (its own plan is ignored).
+      params, optimizer, opt_state, placement: as for ``train``.
+      batch: this process's part of a global batch with the largest step count to be trained.
+      grid_chunks: a fixed chunk count, or None to choose.
+      remat: ``auto`` or a fixed choice (see ``memory.restrict``).
+      budget: usable device bytes (default: ``memory.device_budget()``).
+
+    Returns:
+      (the choice, the chosen plan's compiled step for batches like ``batch``, or None when
+      nothing was compiled), the step to pass to ``train`` as ``compiled_steps``.
+    """
+    loss_steps = next(iter(batch.targets.values())).shape[1]
+    plans = memory.restrict(
+        memory.ladder(predictor.graphs.num_grid_nodes, True, loss_steps), grid_chunks, remat
+    )
+    arrays = [placement.batched(part) for part in (batch.inputs, batch.targets, batch.forcings)]
+    state = placement.replicated(params), placement.replicated(opt_state)
+    compiled = {}
+
+    def measure(plan: memory.MemoryPlan) -> int:
+        planned = dataclasses.replace(predictor, memory=plan)
+        constants = placement.replicated(planned.constants())
+        step = make_train_step(planned, optimizer)
+        # rate_scale passed as ``train`` passes it: a Python float, traced.
+        compiled[plan] = step.lower(*state, constants, *arrays, 1.0).compile()
+        return memory.compiled_bytes(compiled[plan])
+
+    choice = memory.choose(plans, measure, memory.device_budget() if budget is None else budget)
+    return choice, compiled.get(choice.plan)
+
+
 @dataclasses.dataclass(frozen=True)
 class IterationState:
     """What the ``on_iteration`` hook sees after an optimiser step.
@@ -222,6 +273,7 @@ def train(
     first_iteration: int = 0,
     rate_scale: Callable[[int], float] = lambda iteration: 1.0,
     on_iteration: Optional[Callable[[IterationState], None]] = None,
+    compiled_steps: Optional[dict[int, Any]] = None,
 ) -> LoopResult:
     """Runs ``iterations`` optimiser steps on the next batches; the loss reported is the one
     before each update.
@@ -236,6 +288,8 @@ def train(
       first_iteration: iterations done before (the schedule's position).
       rate_scale: the learning-rate multiplier of each 0-based iteration.
       on_iteration: called after every step (progress, validation, checkpoints).
+      compiled_steps: per loss step count, the step ``choose_memory_plan`` compiled for this
+        predictor's plan, run instead of compiling it again.
 
     Raises:
       InputError: the loss stopped being finite.
@@ -248,7 +302,9 @@ def train(
         asked = time.perf_counter()
         batch = next(batches)
         wait = time.perf_counter() - asked
-        params, opt_state, loss, _ = step(
+        steps = next(iter(batch.targets.values())).shape[1]
+        run = (compiled_steps or {}).get(steps, step)
+        params, opt_state, loss, _ = run(
             params,
             opt_state,
             constants,

@@ -50,3 +50,22 @@ def test_a_worker_builds_the_predictor_once_per_checkpoint_and_grid(tmp_path):
     assert again is first  # the same predictor and compiled program: no second compile
     other = worker.prepared_model(plan, worker.ModelBundle("b", checkpoint, statistics), lat, lon)
     assert other is not first and other.predictor.lat.size == 46
+
+
+def test_the_first_forecast_chooses_the_memory_plan_and_the_worker_keeps_it(tmp_path):
+    spec = SourceSpec(str(FIXTURE_DATASET), None, OFFICIAL, 4.0, PRESSURE_LEVELS_13)
+    plan = Campaign(
+        pd.DatetimeIndex(["2022-01-01T06"]), 1, ("2m_temperature",), (), spec, tmp_path, "float32"
+    )
+    checkpoint = load_checkpoint(OFFICIAL_FIXTURE / "params" / "random_small.npz")
+    bundle = worker.ModelBundle("plan", checkpoint, load_statistics(OFFICIAL_FIXTURE / "stats"))
+    window = worker.load_window(plan, 0)
+    lat, lon = window["lat"].values, window["lon"].values
+    model = worker.prepared_model(plan, bundle, lat, lon)
+    assert model.memory is None
+    predictions, _, _ = worker._forecast(model, window, 1)
+    assert predictions.sizes["time"] == 1
+    planned = worker.prepared_model(plan, bundle, lat, lon)
+    # A 4,140-node grid is one chunk: the plan is given, and the compiled program is kept.
+    assert planned.memory["grid_chunks"] == 1 and planned.memory["how_chosen"] == "given"
+    assert planned.program is model.program

@@ -91,6 +91,9 @@ def test_run_json_records_inputs_versions_device_and_timings(forecast):
     assert timings["graphs_from_cache"] is False  # first run on this grid: built, then saved
     assert len(list((paths.cache / "graphs").glob("graphs-mesh3-46x90-*.npz"))) == 1
     assert 0 < timings["per_step_s"] < timings["total_s"]
+    # A 4,140-node grid is one chunk: nothing to choose, nothing compiled to choose it.
+    plan = info["memory"]
+    assert plan["grid_chunks"] == 1 and plan["how_chosen"] == "given" and plan["tried"] == []
 
 
 def _nan_input(dataset):
@@ -130,6 +133,7 @@ BAD_INPUTS = {
     ),
     "too few time steps": (lambda p: None, {"steps": 5}, "use --steps 4"),
     "unknown precision": (lambda p: None, {"precision": "half"}, "auto, bfloat16, float32"),
+    "negative grid chunks": (lambda p: None, {"grid_chunks": -1}, "--chunks must be 0"),
     "bad region": (lambda p: None, {"maps": MapOptions(region="north")}, "is not four numbers"),
     "unknown map variable": (
         lambda p: None,

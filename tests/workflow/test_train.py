@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from graphcast_zero import workflow
 from graphcast_zero.checkpoint import load_checkpoint
 from graphcast_zero.errors import InputError
+from graphcast_zero.memory import MemoryOptions
 from graphcast_zero.paths import DataPaths
 
 from ..conftest import FIXTURE_DATASET, OFFICIAL
@@ -61,6 +63,12 @@ def test_trained_checkpoint_loads_and_forecasts(trained, forecast):
     assert not np.allclose(run.predictions["2m_temperature"].values, untrained)
     info = json.loads((result.checkpoint_path.parent / "training.json").read_text())
     assert info["losses"] == result.losses and info["iterations"] == 4
+    # The first plan of the ladder (whole grid, nothing recomputed) was compiled and fitted.
+    plan = info["memory"]
+    assert plan["how_chosen"] == "fits" and plan["grid_chunks"] == 1
+    assert (
+        not plan["remat_processor"] and 0 < plan["estimated_device_bytes"] <= plan["budget_bytes"]
+    )
     assert_picture(result.checkpoint_path.parent / "loss.png")
 
 
@@ -155,3 +163,17 @@ def test_data_parallel_training_on_two_cpu_devices(tmp_path, compile_cache):
     assert report["devices"] == 2 and report["shards"] == 2 and report["shard_batch"] == 1
     assert report["loss"] == pytest.approx(report["single_device_loss"], rel=1e-5)
     assert load_checkpoint(paths.outputs / "dp" / "params.npz").model_config.mesh_size == 3
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (MemoryOptions(remat="sometimes"), "--remat must be one of auto, off, steps, processor"),
+        (MemoryOptions(grid_chunks=-2), "--chunks must be 0 (choose) or more, not -2"),
+    ],
+)
+def test_memory_options_are_checked_before_training(tmp_path, options, message):
+    paths = copy_fixture(tmp_path / "data")
+    with pytest.raises(InputError, match=re.escape(message)):
+        workflow.run_training(paths, iterations=1, memory=options, progress=False,
+                              log=lambda _: None)  # fmt: skip

@@ -59,12 +59,17 @@ class ModelBundle:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class PreparedModel:
-    """A predictor built and compiled on one worker, reused by every forecast there."""
+    """A predictor built and compiled on one worker, reused by every forecast there.
+
+    ``memory`` is the memory plan chosen for the campaign's window shapes (``run.json``'s
+    ``memory`` record), None until the first forecast chooses it.
+    """
 
     predictor: object
     params: object
     program: object
     device: str
+    memory: Optional[dict] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,12 +181,43 @@ def _prepare(campaign: Campaign, bundle: ModelBundle, lat, lon) -> PreparedModel
 
 
 def _forecast(model: PreparedModel, window: xr.Dataset, steps: int):
-    from graphcast_zero.forecast import forecast_dataset
+    from graphcast_zero.forecast import forecast_dataset, forecast_window
 
-    # One step per compiled call, as run-inference forecasts: the same program, the same numbers.
+    frames = forecast_window(window, model.predictor.task_config, steps)
+    model = _planned(model, frames)
+    # All steps in one compiled call, as run-inference forecasts: the same program, the same
+    # numbers.
     return forecast_dataset(
-        model.predictor, model.params, window, steps, chunk_steps=1, program=model.program
+        model.predictor, model.params, window, steps, window=frames, program=model.program
     )
+
+
+def _planned(model: PreparedModel, frames) -> PreparedModel:
+    """The model with the memory plan that fits this worker's device for these frames (as
+    ``run-inference`` chooses it), chosen by the first forecast: every initialisation of a
+    campaign has the same shapes."""
+    import dataclasses
+
+    from graphcast_zero import rollout
+
+    if model.memory is not None:
+        return model
+    choice = rollout.choose_memory_plan(
+        model.predictor, model.params, frames.input_arrays, frames.forcing_arrays
+    )
+    predictor = dataclasses.replace(model.predictor, memory=choice.plan)
+    program = (
+        model.program
+        if choice.plan == model.predictor.memory
+        else rollout.rollout_program(predictor)
+    )
+    planned = dataclasses.replace(
+        model, predictor=predictor, program=program, memory=choice.as_json()
+    )
+    for key, kept in _PREPARED.items():
+        if kept is model:
+            _PREPARED[key] = planned
+    return planned
 
 
 def _kept(predictions: xr.Dataset, campaign: Campaign) -> xr.Dataset:

@@ -9,11 +9,16 @@ part of the published checkpoint format and must not change.
 Arrays are one example's, node- or edge-major: ``[num_nodes, channels]``. Batches come from
 ``hk.vmap`` around the whole step (see ``graphcast``), which also keeps terms that do not depend
 on the example (the encoded edges, the mesh nodes' embedding) computed once for the batch.
+
+Besides a whole call, the network exposes its pieces (node and edge encoders, one edge update,
+one node update, aggregation, decoder), which ``grid_chunks`` composes to run the grid side in
+chunks; message steps can be rematerialised in the backward pass (``remat_group``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Optional
 
@@ -21,6 +26,8 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from graphcast_zero.model import ordered_grads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +187,10 @@ class TypedGraphNetwork(hk.Module):
       f32_aggregation: sum incoming messages in float32 (the encoder does, to limit bfloat16 error).
       gather_first_layer: apply the first layer of each edge MLP to node latents per node and
         gather the results, instead of per edge on the concatenation (same maths, less work).
+      remat_group: 0 keeps every message step's activations for the backward pass; 1
+        recomputes each step there, keeping only the node and edge latents between steps; a
+        larger number also recomputes groups of that many steps, keeping the latents only
+        between groups (and, while one group's backward pass runs, between its steps).
     """
 
     def __init__(
@@ -195,6 +206,7 @@ class TypedGraphNetwork(hk.Module):
         node_output_sizes: Optional[Mapping[str, int]] = None,
         f32_aggregation: bool = False,
         gather_first_layer: bool = False,
+        remat_group: int = 0,
     ):
         super().__init__(name=name)
         self.node_sets = tuple(node_sets)
@@ -206,6 +218,7 @@ class TypedGraphNetwork(hk.Module):
         self.node_output_sizes = dict(node_output_sizes or {})
         self.f32_aggregation = f32_aggregation
         self.gather_first_layer = gather_first_layer
+        self.remat_group = remat_group
         self._networks: Optional[dict[str, dict[str, _Update]]] = None
 
     def _networks_builder(self) -> dict[str, dict[str, _Update]]:
@@ -274,45 +287,115 @@ class TypedGraphNetwork(hk.Module):
             static[name] = terms
         return static
 
-    def _aggregate(self, messages: jax.Array, receivers: jax.Array, num_nodes: int) -> jax.Array:
+    def encode_nodes(self, node_set: str, features: jax.Array) -> jax.Array:
+        """Raw node features → latents, [num_nodes, latent] (``embed_nodes`` networks)."""
+        return self._built_networks()["encoder_nodes"][node_set]([features])
+
+    def encode_edges(self, edge_set: str, features: jax.Array) -> jax.Array:
+        """Raw edge features → latents, [num_edges, latent]."""
+        return self._built_networks()["encoder_edges"][edge_set]([features])
+
+    def decode_nodes(self, node_set: str, latents: jax.Array) -> jax.Array:
+        """Final latents → outputs, [num_nodes, output_size] (sets with a decoder)."""
+        return self._built_networks()["decoder_nodes"][node_set]([latents])
+
+    def aggregate(self, messages: jax.Array, receivers: jax.Array, num_nodes: int) -> jax.Array:
+        """Sums messages per receiver: [num_nodes, latent]; receivers out of range are dropped."""
         dtype = messages.dtype
         if self.f32_aggregation:
             messages = messages.astype(jnp.float32)
         summed = jax.ops.segment_sum(messages, receivers, num_segments=num_nodes)
         return summed.astype(dtype)
 
-    def _message_step(self, networks, step, nodes, edges, structure, static):
+    def node_part(self, step: int, edge_set: str, nodes: jax.Array, index: int):
+        """Node latents as an edge update of ``step`` consumes them for one end of its edges.
+
+        With ``gather_first_layer`` this is the latents' product with their rows of the edge
+        MLP's first weight (``index`` 1: senders, 2: receivers), computed once per node, so that
+        a caller can reuse it for several groups of edges; otherwise the latents themselves.
+        """
+        if not self.gather_first_layer:
+            return nodes
+        first_linear = self._built_networks()[f"edges_{step}"][edge_set].mlp.layers[0]
+        return first_linear.part_product(nodes, index, [self.latent_size] * 3)
+
+    def edge_update(
+        self, step: int, edge_set: str, edge_part, sender_part, receiver_part, senders, receivers
+    ) -> jax.Array:
+        """The new latents of one edge set's edges, [num_edges, latent] (no residual).
+
+        Args:
+          step: the message step.
+          edge_set: the edge set's name.
+          edge_part: the edges' latents [num_edges, latent], or (``gather_first_layer``) their
+            ``Product``.
+          sender_part, receiver_part: the end nodes' latents, or their ``node_part``s.
+          senders, receivers: [num_edges] indices into ``sender_part`` and ``receiver_part``.
+        """
+        network = self._built_networks()[f"edges_{step}"][edge_set]
+        if self.gather_first_layer:
+            return network.gathered(
+                [edge_part, sender_part, receiver_part], [None, senders, receivers]
+            )
+        return network([edge_part, sender_part[senders], receiver_part[receivers]])
+
+    def node_update(self, step: int, node_set: str, parts: Sequence[jax.Array]) -> jax.Array:
+        """A node set's update of ``step`` from its latents and received sums (no residual)."""
+        return self._built_networks()[f"nodes_{step}"][node_set](parts)
+
+    def _message_step(self, step, nodes, edges, structure, static):
         new_edges = {}
         for name, edge_set in structure.items():
-            senders = nodes[edge_set.sender_set]
-            receivers = nodes[edge_set.receiver_set]
-            network = networks[f"edges_{step}"][name]
-            if self.gather_first_layer:
-                edge_part = edges[name]
-                if step == 0:
-                    edge_part = Product(static[name]["first_product"], self.latent_size)
-                new_edges[name] = network.gathered(
-                    [edge_part, senders, receivers],
-                    [None, edge_set.senders, edge_set.receivers],
-                )
-            else:
-                new_edges[name] = network(
-                    [edges[name], senders[edge_set.senders], receivers[edge_set.receivers]]
-                )
+            edge_part = edges[name]
+            if self.gather_first_layer and step == 0:
+                edge_part = Product(static[name]["first_product"], self.latent_size)
+            new_edges[name] = self.edge_update(
+                step,
+                name,
+                edge_part,
+                nodes[edge_set.sender_set],
+                nodes[edge_set.receiver_set],
+                edge_set.senders,
+                edge_set.receivers,
+            )
         new_nodes = {}
         for node_set in self.node_sets:
             received = [
-                self._aggregate(
-                    new_edges[name], structure[name].receivers, nodes[node_set].shape[0]
-                )
+                self.aggregate(new_edges[name], structure[name].receivers, nodes[node_set].shape[0])
                 for name in self.edge_sets
                 if structure[name].receiver_set == node_set
             ]
-            new_nodes[node_set] = networks[f"nodes_{step}"][node_set]([nodes[node_set], *received])
+            new_nodes[node_set] = self.node_update(step, node_set, [nodes[node_set], *received])
         nodes = {n: nodes[n] + new_nodes[n] for n in self.node_sets}
         if step + 1 < self.message_steps:  # the last step's edge latents are never read
             edges = {e: edges[e] + new_edges[e] for e in self.edge_sets}
         return nodes, edges
+
+    def _edge_latents(self, static) -> dict:
+        return {e: static[e].get("latents") for e in self.edge_sets}
+
+    def _group(self, steps, nodes, edges, structure, static):
+        if static is None:
+            static = self.static_edges(structure)
+            edges = self._edge_latents(static)
+        return self._steps(steps, nodes, edges, structure, static)
+
+    def _steps(self, steps, nodes, edges, structure, static):
+        for step in steps:
+            run = functools.partial(self._message_step, step, structure=structure, static=static)
+            if self.remat_group:
+                run = hk.remat(functools.partial(self._ordered_step, run, step))
+            nodes, edges = run(nodes, edges)
+        return nodes, edges
+
+    def _ordered_step(self, run, step: int, nodes, edges):
+        """``run(nodes, edges)`` with the step's parameter gradients finished before those of
+        its inputs leave it in the backward pass (``ordered_grads``)."""
+        prefixes = [
+            f"{self.module_name}/~_networks_builder/processor_{kind}_{step}_"
+            for kind in ("edges", "nodes")
+        ]
+        return ordered_grads.run_ordered(run, prefixes, nodes, edges)
 
     def __call__(
         self,
@@ -333,14 +416,23 @@ class TypedGraphNetwork(hk.Module):
           else the latents [num_nodes, latent_size].
         """
         networks = self._built_networks()
-        if static is None:
-            static = self.static_edges(edge_sets)
-        edges = {e: static[e].get("latents") for e in self.edge_sets}
         if self.embed_nodes:
             nodes = {n: networks["encoder_nodes"][n]([nodes[n]]) for n in self.node_sets}
         nodes = dict(nodes)
-        for step in range(self.message_steps):
-            nodes, edges = self._message_step(networks, step, nodes, edges, edge_sets, static)
+        group = self.remat_group
+        if group > 1:
+            # Without given terms, the first group computes them itself, so that the encoded
+            # edges' activations are recomputed in its backward pass rather than kept.
+            edges = None if static is None else self._edge_latents(static)
+            for start in range(0, self.message_steps, group):
+                steps = range(start, min(start + group, self.message_steps))
+                given = static if start == 0 else {}  # only step 0 reads the terms
+                run = functools.partial(self._group, steps, structure=edge_sets, static=given)
+                nodes, edges = hk.remat(run)(nodes, edges)
+        else:
+            static = self.static_edges(edge_sets) if static is None else static
+            edges = self._edge_latents(static)
+            nodes, edges = self._steps(range(self.message_steps), nodes, edges, edge_sets, static)
         for n, decoder in networks["decoder_nodes"].items():
             nodes[n] = decoder([nodes[n]])
         return nodes

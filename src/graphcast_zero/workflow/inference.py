@@ -42,7 +42,7 @@ class InferenceResult:
 
 
 class _StepTimer:
-    """Progress bar and timings over rollout chunks."""
+    """Progress bar and timings over rollout steps, as their predictions reach the host."""
 
     def __init__(self, total: int, progress: bool):
         from tqdm.auto import tqdm
@@ -75,6 +75,7 @@ def run_inference(
     precision: str = "auto",
     run_name: Optional[str] = None,
     chunk_steps: Optional[int] = None,
+    grid_chunks: int = 0,
     progress: bool = True,
     log: Log = print,
     maps: Optional[MapOptions] = None,
@@ -91,8 +92,10 @@ def run_inference(
       precision: ``auto`` (bfloat16 on accelerators as published, float32 on CPUs),
         ``bfloat16`` or ``float32``.
       run_name: the run folder's name (default: timestamp and model name).
-      chunk_steps: steps per compiled call (default 1, as the official demo: each step
-        updates the progress bar and leaves the device).
+      chunk_steps: steps per compiled call (default: all of them; each step's predictions
+        leave the device, and update the progress bar, as soon as they are made).
+      grid_chunks: chunks of grid nodes for the encoder and decoder (0: the fewest that fit
+        the device's memory, see ``memory``); the choice goes into run.json.
       progress: show a progress bar over steps.
       log: where to print messages.
       maps: which variables and lead times to draw, and the region to zoom into (default: 2 m
@@ -109,12 +112,14 @@ def run_inference(
     # Open lazily for the forecast, and closed after it: an open file would pin a replaced one.
     with setup.dataset:
         _check_maps(maps, setup)
+        if grid_chunks < 0:
+            raise InputError(f"--chunks must be 0 (choose) or more, not {grid_chunks}")
         final, predictions_name = _output_place(paths, output, run_name, setup.params_path)
         validation.check_writable_folder(final.parent)
         load_s = time.perf_counter() - started
         use_compilation_cache(paths.cache / "jax")
-        predictions, targets, inputs, timings = _forecast(
-            setup, precision, chunk_steps, progress, paths.cache / "graphs"
+        predictions, targets, inputs, timings, plan = _forecast(
+            setup, precision, chunk_steps, grid_chunks or None, progress, paths.cache / "graphs"
         )
         timings = {"load_and_check_s": load_s, **timings}
         # Forecast-only datasets: only the lead times with targets are scored.
@@ -136,7 +141,7 @@ def run_inference(
                 maps.variable, maps.level, maps.lead_time, maps.region,
             )  # fmt: skip
             timings["total_s"] = time.perf_counter() - started
-            info = _run_info(setup, precision, predictions_name, timings)
+            info = {**_run_info(setup, precision, predictions_name, timings), "memory": plan}
             write_json(info, stage / RUN_INFO)
             names += [RUN_INFO, *(p.name for p in pictures)]
         files = [final / name for name in names]
@@ -195,28 +200,49 @@ def _output_place(
 
 
 def _forecast(
-    setup: Setup, precision: str, chunk_steps: Optional[int], progress: bool, graphs_folder: Path
+    setup: Setup,
+    precision: str,
+    chunk_steps: Optional[int],
+    grid_chunks: Optional[int],
+    progress: bool,
+    graphs_folder: Path,
 ):
-    """Builds the predictor and runs the rollout; returns datasets and timings."""
+    """Builds the predictor, chooses its memory plan and runs the rollout; returns datasets,
+    timings and the plan (as run.json records it)."""
     import jax
 
-    from graphcast_zero.forecast import forecast_dataset
+    from graphcast_zero import rollout
+    from graphcast_zero.forecast import forecast_dataset, forecast_window
     from graphcast_zero.graph_cache import assemble_predictor
 
+    task = setup.checkpoint.task_config
     lat, lon = setup.dataset["lat"].values, setup.dataset["lon"].values
     started = time.perf_counter()
     predictor, graphs_cached = assemble_predictor(
-        setup.checkpoint.model_config, setup.checkpoint.task_config, setup.statistics, lat, lon,
+        setup.checkpoint.model_config, task, setup.statistics, lat, lon,
         precision=precision, graphs_folder=graphs_folder,
     )  # fmt: skip
     graph_s = time.perf_counter() - started
     params = jax.tree.map(jax.numpy.asarray, setup.checkpoint.params)
+    window = forecast_window(setup.dataset, task, setup.steps)
+    started = time.perf_counter()
+    choice = rollout.choose_memory_plan(
+        predictor, params, window.input_arrays, window.forcing_arrays, chunk_steps, grid_chunks
+    )
+    predictor = dataclasses.replace(predictor, memory=choice.plan)
+    plan_s = time.perf_counter() - started
     timer = _StepTimer(setup.steps, progress)
     predictions, targets, inputs = forecast_dataset(
-        predictor, params, setup.dataset, setup.steps, chunk_steps=chunk_steps or 1, on_chunk=timer
-    )
-    timings = {"graph_build_s": graph_s, "graphs_from_cache": graphs_cached, **timer.timings()}
-    return predictions, targets, inputs, timings
+        predictor, params, setup.dataset, setup.steps,
+        window=window, chunk_steps=chunk_steps, on_step=timer,
+    )  # fmt: skip
+    timings = {
+        "graph_build_s": graph_s,
+        "graphs_from_cache": graphs_cached,
+        "memory_plan_s": plan_s,
+        **timer.timings(),
+    }
+    return predictions, targets, inputs, timings, choice.as_json()
 
 
 def _run_info(setup: Setup, precision: str, predictions_name: str, timings: dict) -> dict:

@@ -24,6 +24,7 @@ import numpy as np
 from graphcast_zero import distributed, validation
 from graphcast_zero.checkpoint import Checkpoint, load_checkpoint
 from graphcast_zero.errors import DistributedError, InputError
+from graphcast_zero.memory import MemoryOptions
 from graphcast_zero.paths import DataPaths, PathLike
 from graphcast_zero.predictor import Predictor
 from graphcast_zero.statistics import Statistics
@@ -181,6 +182,7 @@ def run_training(
     resume: bool = False,
     reset_optimizer: bool = False,
     processes: Optional[distributed.DistributedOptions] = None,
+    memory: Optional[MemoryOptions] = None,
     progress: bool = True,
     log: Log = print,
 ) -> TrainingResult:
@@ -200,6 +202,9 @@ def run_training(
         which optimiser state (:class:`TrainingFiles`).
       processes: join a multi-process training job first (every process runs this function
         with its own ``process_id``; process 0 writes the files).
+      memory: the grid chunks and rematerialisation fixed by the user; the rest of the memory
+        plan is the cheapest that fits the device (``train_loop.choose_memory_plan``), recorded
+        in training.json.
       progress: show a progress bar with the loss.
       log: where to print messages.
 
@@ -225,23 +230,29 @@ def run_training(
         reset_optimizer=reset_optimizer,
     )  # fmt: skip
     try:
-        return _train_and_save(paths, files, options, cadence, precision, progress, log)
+        return _train_and_save(paths, files, options, cadence, memory, precision, progress, log)
     except BaseException:
         if distributed.process_count() > 1:
             distributed.abandon_job()  # exit without JAX's shutdown, which peers cannot join
         raise
 
 
-def _train_and_save(paths, files, options, cadence, precision, progress, log) -> TrainingResult:
+def _train_and_save(
+    paths, files, options, cadence, memory, precision, progress, log
+) -> TrainingResult:
     precision = precision_option(precision)
     cadence.check()
+    memory = memory or MemoryOptions()
+    memory.check()
     inputs = choose_training_inputs(paths, files, options)
     try:
         use_compilation_cache(paths.cache / "jax")
         predictor = build_training_predictor(paths, inputs, precision)
         writer = distributed.process_index() == 0
         log = log if writer else _quiet
-        trained = train_predictor(predictor, inputs, cadence, progress=progress and writer, log=log)
+        trained = train_predictor(
+            predictor, inputs, cadence, memory, progress=progress and writer, log=log
+        )
     finally:
         inputs.data.close()
     first, last = trained.losses[0], trained.losses[-1]
@@ -394,12 +405,14 @@ def train_predictor(
     predictor: Predictor,
     inputs: TrainingInputs,
     cadence: Cadence = Cadence(),
+    memory: Optional[MemoryOptions] = None,
     *,
     progress: bool = True,
     log: Log = print,
 ) -> TrainedWeights:
     """Runs the plan's remaining iterations (or ``stop_after`` of them), scoring the validation
-    set and saving checkpoints as ``cadence`` says, and saves the result.
+    set and saving checkpoints as ``cadence`` says, and saves the result. The memory plan is
+    the cheapest that fits the device, keeping what ``memory`` fixes.
 
     A resumed run continues the optimiser state and iteration count saved beside the target, or
     with ``reset_optimizer`` fresh moments and the count ``training.json`` records.
@@ -412,13 +425,15 @@ def train_predictor(
     from graphcast_zero import train_loop
     from graphcast_zero.workflow.train_session import TrainingSession
 
-    session = TrainingSession(predictor, inputs, cadence, progress=progress, log=log)
+    memory = memory or MemoryOptions()
+    session = TrainingSession(predictor, inputs, cadence, memory, progress=progress, log=log)
     try:
         result = train_loop.train(
-            predictor, inputs.start.params, session.optimizer, session.opt_state,
+            session.predictor, inputs.start.params, session.optimizer, session.opt_state,
             batches=session.batches, iterations=session.iterations,
             placement=session.placement, first_iteration=inputs.done,
             rate_scale=inputs.plan.rate_scale, on_iteration=session.after_iteration,
+            compiled_steps=session.compiled_steps,
         )  # fmt: skip
     except Exception as error:
         if distributed.peer_failure(error):

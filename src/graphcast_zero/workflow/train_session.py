@@ -26,14 +26,16 @@ class TrainingSession:
       InputError: a resumed optimiser state does not fit, or is not at the recorded iteration.
     """
 
-    def __init__(self, predictor, inputs, cadence, *, progress: bool = True, log: Log = print):
+    def __init__(
+        self, predictor, inputs, cadence, memory, *, progress: bool = True, log: Log = print
+    ):
         import jax
         from tqdm.auto import tqdm
 
         from graphcast_zero import train_loop
         from graphcast_zero.loader import CurriculumBatches
 
-        self.predictor, self.inputs, self.cadence, self.log = predictor, inputs, cadence, log
+        self.inputs, self.cadence, self.log = inputs, cadence, log
         plan = inputs.plan
         self.placement = train_loop.Placement.over_all_devices()
         train_loop.check_batch_size(plan.batch_size, self.placement.num_devices)
@@ -47,6 +49,7 @@ class TrainingSession:
             process_index=self.processes[0], process_count=self.processes[1],
             prefetch=cadence.prefetch, position=self._position(),
         )  # fmt: skip
+        self.predictor, self.memory, self.compiled_steps = self._memory_plan(predictor, memory)
         self.validating = inputs.data.validation(1) is not None
         self.losses: list[float] = []
         self.scores: list[dict] = []
@@ -74,6 +77,31 @@ class TrainingSession:
                 "optimiser moments"
             )
         return state
+
+    def _memory_plan(self, predictor, options):
+        """(the predictor with the cheapest memory plan that fits, the choice, the compiled step
+        to reuse): chosen for the plan's longest loss, which needs the most memory. Every
+        process takes process 0's choice: one program for the whole job."""
+        import dataclasses
+
+        from graphcast_zero import memory, train_loop
+        from graphcast_zero.loader import stack_windows
+
+        plan, processes = self.inputs.plan, self.processes[1]
+        steps = plan.curriculum.max_steps
+        windows = self.inputs.data.windows(steps)
+        local = plan.batch_size // processes
+        batch = stack_windows([windows[i % len(windows)] for i in range(local)])
+        choice, compiled = train_loop.choose_memory_plan(
+            predictor, self.inputs.start.params, self.optimizer, self.opt_state, batch,
+            self.placement, options.grid_chunks or None, options.remat,
+        )  # fmt: skip
+        if processes > 1:
+            agreed = memory.agree_across_processes(choice)
+            compiled = compiled if agreed.plan == choice.plan else None
+            choice = agreed
+        predictor = dataclasses.replace(predictor, memory=choice.plan)
+        return predictor, choice, {steps: compiled} if compiled is not None else {}
 
     def _position(self) -> Optional[dict]:
         position, plan = self.inputs.data_position, self.inputs.plan
@@ -163,6 +191,7 @@ class TrainingSession:
             "stats_dir": str(inputs.stats_dir.absolute()),
             "devices": self.placement.num_devices,
             "processes": self.processes[1],
+            "memory": self.memory.as_json(),
         }
         save_training(inputs.target, inputs.start, snapshot, record, inputs.data.name)
 
