@@ -87,6 +87,7 @@ def test_training_never_sees_the_demo_data():
     assert len(months) == 12  # every season
 
 
+@pytest.mark.slow
 def test_rerunning_the_start_reproduces_the_recorded_losses(record):
     iterations = 8
     rerun = demo_model.train_demo_model(iterations=iterations)

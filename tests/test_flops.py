@@ -6,6 +6,8 @@ import importlib.util
 import json
 import sys
 
+import pytest
+
 from .conftest import REPO_ROOT
 
 
@@ -17,6 +19,7 @@ def load_flops():
     return module
 
 
+@pytest.mark.slow
 def test_counts_grow_with_the_grid_and_the_mesh(tmp_path):
     output = tmp_path / "flops.json"
     load_flops().main(["tiny", "medium", "--output", str(output)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from graphcast_zero import data, rollout
 from graphcast_zero.forecast import forecast_dataset
@@ -10,6 +11,7 @@ from graphcast_zero.forecast import forecast_dataset
 from .conftest import tiny_dataset
 
 
+@pytest.mark.slow
 def test_the_forecast_is_the_rollout_of_the_first_window(tiny):
     predictor, params, _ = tiny
     dataset = tiny_dataset()  # 2 input frames and 4 targets, 6 hours apart

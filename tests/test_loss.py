@@ -125,6 +125,7 @@ def deeper():
 LEAN = MemoryPlan(grid_chunks=6, remat_processor=4, remat_steps=True)
 
 
+@pytest.mark.slow
 def test_multi_step_gradients_do_not_depend_on_the_memory_plan(deeper):
     predictor, params, (inputs, targets, forcings) = deeper
 
@@ -145,6 +146,7 @@ def test_multi_step_gradients_do_not_depend_on_the_memory_plan(deeper):
             assert difference <= 1e-5 * scale, (module, name)
 
 
+@pytest.mark.slow
 def test_chunks_and_remat_shrink_the_compiled_program(deeper):
     predictor, params, (inputs, targets, forcings) = deeper
 

@@ -25,6 +25,7 @@ def _run(args, env=None) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_reference_marker_selects_every_comparison_with_stored_values():
     listed = _run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "reference"])
     selected = listed.stdout

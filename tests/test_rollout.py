@@ -40,6 +40,7 @@ def forecast(official_bundle):
     return predictor, official_bundle.params, official_bundle.inputs, official_bundle.forcings
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk_steps", [None, 3])
 def test_streamed_predictions_are_the_scans(forecast, chunk_steps):
     predictor, params, inputs, forcings = forecast
@@ -68,6 +69,7 @@ def test_a_grid_of_one_chunk_needs_no_choice(forecast):
     )
 
 
+@pytest.mark.slow
 def test_chunks_are_chosen_from_the_compiled_programs(forecast, monkeypatch):
     predictor, params, inputs, forcings = forecast
     monkeypatch.setattr(memory, "CHUNK_NODES", 1024)  # 4,140 grid nodes: whole, or 5 chunks
@@ -80,6 +82,7 @@ def test_chunks_are_chosen_from_the_compiled_programs(forecast, monkeypatch):
     assert roomy.plan == MemoryPlan() and roomy.how == "fits"
 
 
+@pytest.mark.slow
 def test_a_kept_program_streams_each_forecast_to_its_own_caller(tiny):
     predictor, params, (inputs, _, forcings) = tiny
     program = rollout.rollout_program(predictor)

@@ -107,6 +107,7 @@ def wb2_climatology(tmp_path_factory):
     return climatology.ClimatologySpec(str(path), None, None, "test")
 
 
+@pytest.mark.slow
 def test_a_weatherbench2_climatology_is_read_at_each_valid_time(wb2_climatology):
     valid = np.array(["2022-01-01T06", "2022-03-01T18"], "M8[ns]")  # day of year 1 and 60
     fields = climatology.fields_at(
@@ -121,6 +122,7 @@ def test_a_weatherbench2_climatology_is_read_at_each_valid_time(wb2_climatology)
     climatology.check_climatology(wb2_climatology, campaign(levels=(850,)), MODEL_LAT, MODEL_LON)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "message"),
     [

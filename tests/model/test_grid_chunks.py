@@ -7,6 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from graphcast_zero.memory import MemoryPlan
 from graphcast_zero.model import grid_chunks
@@ -53,6 +54,7 @@ def test_nodes_split_into_padded_chunks_and_join_back():
     np.testing.assert_array_equal(grid_chunks.join_nodes(chunks, 5), values)
 
 
+@pytest.mark.slow
 def test_chunked_step_gives_the_unchunked_outputs(official_bundle):
     # float32; bfloat16 rounds in different places and is held to the official references
     # instead (tests/test_parity.py), as the unchunked path is.

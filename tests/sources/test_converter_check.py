@@ -14,6 +14,7 @@ from ..gcs_emulator import upload
 EXAMPLE = "source-era5_date-2022-01-01_res-4.0_levels-13_steps-02.nc"
 
 
+@pytest.mark.slow
 def test_the_check_prints_zero_where_the_example_agrees(emulator, tmp_path):
     # The bucket's "example" here: the converter's own output, with temperature at 500 hPa + 1 K.
     report = fetch.fetch_data(

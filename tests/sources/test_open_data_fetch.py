@@ -143,6 +143,7 @@ def write_operational_shaped_model(paths: DataPaths, resolution: float = 4.0) ->
         write_netcdf(stats, paths.stats / f"{name}.nc")
 
 
+@pytest.mark.slow
 def test_latest_run_then_a_forecast_with_maps(server, data, run_invoke):
     url, requests = server
     code, out, err = run_invoke(

@@ -23,6 +23,7 @@ from ..conftest import OFFICIAL, REPO_ROOT
 from .conftest import DATASET_NAME, PARAMS_NAME, copy_fixture, replace_dataset
 
 
+@pytest.mark.slow
 def test_forecast_writes_every_file(forecast):
     paths, result, _ = forecast
     assert result.run_dir == paths.outputs / "first"
@@ -34,6 +35,7 @@ def test_forecast_writes_every_file(forecast):
     assert sorted(p.name for p in paths.outputs.iterdir()) == ["first"]  # no staging left
 
 
+@pytest.mark.slow
 def test_predictions_file_is_what_the_rollout_returned(forecast):
     _, result, returned = forecast
     written = xr.load_dataset(result.predictions_path)
@@ -59,6 +61,7 @@ def assert_matches_official(predictions: Path, reference: str, worst: float, mea
         assert float(difference.mean()) <= mean * sigma, name
 
 
+@pytest.mark.slow
 def test_predictions_match_the_official_float32_rollout(forecast):
     _, result, _ = forecast
     assert json.loads((result.run_dir / "run.json").read_text())["precision"] == "float32"
@@ -76,6 +79,7 @@ def test_a_bfloat16_forecast_matches_the_official_bfloat16_rollout(tmp_path, com
     assert_matches_official(result.predictions_path, "predictions.nc", 0.15, 2e-2)
 
 
+@pytest.mark.slow
 def test_run_json_records_inputs_versions_device_and_timings(forecast):
     paths, result, _ = forecast
     info = json.loads((result.run_dir / "run.json").read_text())
@@ -166,6 +170,7 @@ def test_bad_inputs_fail_in_one_line_before_writing(case, tmp_path):
     assert not paths.outputs.exists() or not list(paths.outputs.iterdir())
 
 
+@pytest.mark.slow
 def test_a_failure_while_writing_leaves_no_run_folder(forecast, monkeypatch):
     paths, _, _ = forecast
 

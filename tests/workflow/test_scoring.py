@@ -31,6 +31,7 @@ def band_weights(lat_deg: np.ndarray) -> np.ndarray:
     return area / area.mean()
 
 
+@pytest.mark.slow
 def test_metrics_recomputed_by_hand(forecast):
     _, result, _ = forecast
     predictions = xr.load_dataset(result.predictions_path)
@@ -59,6 +60,7 @@ def test_metrics_recomputed_by_hand(forecast):
     assert len(csv_lines) == 1 + len(rows) == 1 + 4 * (5 + 6 * 13)
 
 
+@pytest.mark.slow
 def test_pictures_are_real_images(forecast):
     _, result, _ = forecast
     assert_picture(result.run_dir / "map_2m_temperature_24h.png")
@@ -66,6 +68,7 @@ def test_pictures_are_real_images(forecast):
     assert_picture(result.run_dir / "rmse_vs_lead_time.png")
 
 
+@pytest.mark.slow
 def test_evaluate_prints_the_table_and_rewrites_metrics(forecast):
     paths, result, _ = forecast
     lines = []
@@ -84,6 +87,7 @@ def test_evaluate_prints_the_table_and_rewrites_metrics(forecast):
     assert f"{row['rmse']:.4g}" == table[2].split()[3]
 
 
+@pytest.mark.slow
 def test_evaluate_a_predictions_file_with_another_dataset(forecast, tmp_path):
     paths, result, _ = forecast
     copy = tmp_path / "p.nc"
@@ -99,6 +103,7 @@ def test_evaluate_a_predictions_file_with_another_dataset(forecast, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_plot_a_level_and_lead_time(forecast):
     paths, result, _ = forecast
     pictures = workflow.run_plot(
@@ -111,6 +116,7 @@ def test_plot_a_level_and_lead_time(forecast):
     assert_picture(pictures[1], frames=4)
 
 
+@pytest.mark.slow
 def test_plot_several_variables_and_lead_times_zoomed(forecast, monkeypatch):
     from graphcast_zero import plotting
 
@@ -153,6 +159,7 @@ def test_plot_several_variables_and_lead_times_zoomed(forecast, monkeypatch):
         ({"run": "nope"}, "no run folder"),
     ],
 )
+@pytest.mark.slow
 def test_plot_options_are_checked(forecast, options, message):
     paths, _, _ = forecast
     with pytest.raises(InputError, match=message.replace("(", r"\(")):

@@ -34,6 +34,7 @@ def trained(tmp_path_factory, compile_cache):
     return paths, result
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss(trained):
     _, result = trained
     assert result.iterations_done == 4 and result.num_devices == 1 and result.batch_size == 1
@@ -42,6 +43,7 @@ def test_training_lowers_the_loss(trained):
     assert losses[-1] < 0.9 * losses[0]
 
 
+@pytest.mark.slow
 def test_trained_checkpoint_loads_and_forecasts(trained, forecast):
     paths, result = trained
     start = load_checkpoint(OFFICIAL / "params" / PARAMS_NAME)
@@ -72,6 +74,7 @@ def test_trained_checkpoint_loads_and_forecasts(trained, forecast):
     assert_picture(result.checkpoint_path.parent / "loss.png")
 
 
+@pytest.mark.slow
 def test_resume_continues_with_the_optimizer_state(trained):
     paths, first = trained
     replace_dataset(paths, lambda d: d.isel(time=slice(0, 3)))
@@ -86,6 +89,7 @@ def test_resume_continues_with_the_optimizer_state(trained):
         workflow.run_training(paths, random=True, resume=True, log=lambda _: None)
 
 
+@pytest.mark.slow
 def test_a_state_that_does_not_fit_needs_reset_optimizer(trained, tmp_path):
     paths, _ = trained
     copy = DataPaths(tmp_path / "data")  # its own folder: the other tests resume the newest run
