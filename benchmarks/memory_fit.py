@@ -38,9 +38,9 @@ sys.path.insert(0, str(HERE))
 
 import benchmark  # noqa: E402  (the configurations, device description and versions)
 
-# The --remat choices, as graphcast_zero.memory.REMAT_CHOICES (not imported before JAX's platform
-# is settled: see compile_only_device).
-REMAT_CHOICES = ("auto", "off", "steps", "processor", "all")
+# graphcast_zero.memory imports no JAX at module level: JAX's platform is still unsettled here
+# (see compile_only_device).
+from graphcast_zero.memory import REMAT_CHOICES  # noqa: E402
 
 
 def doublings(largest: int) -> list[int]:

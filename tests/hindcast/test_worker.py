@@ -63,7 +63,7 @@ def test_the_first_forecast_chooses_the_memory_plan_and_the_worker_keeps_it(tmp_
     lat, lon = window["lat"].values, window["lon"].values
     model = worker.prepared_model(plan, bundle, lat, lon)
     assert model.memory is None
-    predictions, _, _ = worker._forecast(model, window, 1)
+    _, (predictions, _, _) = worker._forecast(plan, bundle, window)
     assert predictions.sizes["time"] == 1
     planned = worker.prepared_model(plan, bundle, lat, lon)
     # A 4,140-node grid is one chunk: the plan is given, and the compiled program is kept.

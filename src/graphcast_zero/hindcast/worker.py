@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,9 @@ from graphcast_zero.hindcast import scores as scores_module
 from graphcast_zero.hindcast import source, store
 from graphcast_zero.hindcast.campaign import Campaign
 from graphcast_zero.statistics import Statistics
+
+if TYPE_CHECKING:
+    from graphcast_zero.forecast import Window
 
 _FORECASTING = threading.Lock()  # one forecast at a time per worker process
 _PREPARED: dict[tuple, PreparedModel] = {}
@@ -130,8 +133,7 @@ def forecast_window(
         return InitResult(index, init, 0.0, 0, _worker_name(), "", error)
     with _FORECASTING:
         started = time.perf_counter()
-        model = prepared_model(campaign, bundle, window["lat"].values, window["lon"].values)
-        predictions, targets, inputs = _forecast(model, window, campaign.steps)
+        model, (predictions, targets, inputs) = _forecast(campaign, bundle, window)
         kept = _kept(predictions, campaign)
         scored = min(validation.target_steps(window, task), campaign.steps)
         clim = None
@@ -148,13 +150,22 @@ def forecast_window(
     return InitResult(index, init, seconds, scored, _worker_name(), model.device)
 
 
-def prepared_model(campaign: Campaign, bundle: ModelBundle, lat, lon) -> PreparedModel:
-    """This process's predictor for the bundle and grid: built and compiled on first use."""
+def prepared_model(
+    campaign: Campaign, bundle: ModelBundle, lat, lon, frames: Optional[Window] = None
+) -> PreparedModel:
+    """This process's predictor for the bundle and grid: built and compiled on first use.
+
+    Given a forecast's ``frames``, the model also has its memory plan: chosen for this worker's
+    device by the first forecast (as ``run-inference`` chooses it) and kept, since every
+    initialisation of a campaign has the same shapes.
+    """
     grid = hashlib.sha256(np.asarray(lat, np.float64).tobytes())
     grid.update(np.asarray(lon, np.float64).tobytes())
     key = (bundle.key, campaign.precision, grid.hexdigest())
     if key not in _PREPARED:
         _PREPARED[key] = _prepare(campaign, bundle, lat, lon)
+    if frames is not None and _PREPARED[key].memory is None:
+        _PREPARED[key] = _with_memory_plan(_PREPARED[key], frames)
     return _PREPARED[key]
 
 
@@ -180,44 +191,33 @@ def _prepare(campaign: Campaign, bundle: ModelBundle, lat, lon) -> PreparedModel
     return PreparedModel(predictor, params, rollout_program(predictor), kind)
 
 
-def _forecast(model: PreparedModel, window: xr.Dataset, steps: int):
+def _forecast(campaign: Campaign, bundle: ModelBundle, window: xr.Dataset):
+    """(the model, its forecast of ``window``: predictions, targets, inputs)."""
     from graphcast_zero.forecast import forecast_dataset, forecast_window
 
-    frames = forecast_window(window, model.predictor.task_config, steps)
-    model = _planned(model, frames)
+    frames = forecast_window(window, bundle.checkpoint.task_config, campaign.steps)
+    lat, lon = window["lat"].values, window["lon"].values
+    model = prepared_model(campaign, bundle, lat, lon, frames)
     # All steps in one compiled call, as run-inference forecasts: the same program, the same
     # numbers.
-    return forecast_dataset(
-        model.predictor, model.params, window, steps, window=frames, program=model.program
-    )
+    return model, forecast_dataset(
+        model.predictor, model.params, window, campaign.steps, window=frames,
+        program=model.program,
+    )  # fmt: skip
 
 
-def _planned(model: PreparedModel, frames) -> PreparedModel:
-    """The model with the memory plan that fits this worker's device for these frames (as
-    ``run-inference`` chooses it), chosen by the first forecast: every initialisation of a
-    campaign has the same shapes."""
-    import dataclasses
-
+def _with_memory_plan(model: PreparedModel, frames: Window) -> PreparedModel:
+    """``model`` with the memory plan that fits this worker's device for ``frames``."""
     from graphcast_zero import rollout
 
-    if model.memory is not None:
-        return model
     choice = rollout.choose_memory_plan(
         model.predictor, model.params, frames.input_arrays, frames.forcing_arrays
     )
+    if choice.plan == model.predictor.memory:  # the compiled program stays
+        return dataclasses.replace(model, memory=choice.as_json())
     predictor = dataclasses.replace(model.predictor, memory=choice.plan)
-    program = (
-        model.program
-        if choice.plan == model.predictor.memory
-        else rollout.rollout_program(predictor)
-    )
-    planned = dataclasses.replace(
-        model, predictor=predictor, program=program, memory=choice.as_json()
-    )
-    for key, kept in _PREPARED.items():
-        if kept is model:
-            _PREPARED[key] = planned
-    return planned
+    program = rollout.rollout_program(predictor)
+    return dataclasses.replace(model, predictor=predictor, program=program, memory=choice.as_json())
 
 
 def _kept(predictions: xr.Dataset, campaign: Campaign) -> xr.Dataset:

@@ -15,6 +15,7 @@ from graphcast_zero import catalog, evaluation, regions, validation
 from graphcast_zero.atomic import write_json, write_netcdf
 from graphcast_zero.config import STEP
 from graphcast_zero.errors import InputError
+from graphcast_zero.memory import MemoryOptions
 from graphcast_zero.paths import DataPaths, PathLike
 from graphcast_zero.workflow.compile_cache import use_compilation_cache
 from graphcast_zero.workflow.inputs import Setup, load_setup
@@ -112,8 +113,7 @@ def run_inference(
     # Open lazily for the forecast, and closed after it: an open file would pin a replaced one.
     with setup.dataset:
         _check_maps(maps, setup)
-        if grid_chunks < 0:
-            raise InputError(f"--chunks must be 0 (choose) or more, not {grid_chunks}")
+        MemoryOptions(grid_chunks=grid_chunks).check()
         final, predictions_name = _output_place(paths, output, run_name, setup.params_path)
         validation.check_writable_folder(final.parent)
         load_s = time.perf_counter() - started
