@@ -274,6 +274,7 @@ def train(
     rate_scale: Callable[[int], float] = lambda iteration: 1.0,
     on_iteration: Optional[Callable[[IterationState], None]] = None,
     compiled_steps: Optional[dict[int, Any]] = None,
+    constants: Any = None,
 ) -> LoopResult:
     """Runs ``iterations`` optimiser steps on the next batches; the loss reported is the one
     before each update.
@@ -290,13 +291,16 @@ def train(
       on_iteration: called after every step (progress, validation, checkpoints).
       compiled_steps: per loss step count, the step ``choose_memory_plan`` compiled for this
         predictor's plan, run instead of compiling it again.
+      constants: ``predictor.constants()`` placed by ``placement``, when the caller has them
+        (default: placed here).
 
     Raises:
       InputError: the loss stopped being finite.
     """
     step = make_train_step(predictor, optimizer)
     params, opt_state = placement.replicated(params), placement.replicated(opt_state)
-    constants = placement.replicated(predictor.constants())
+    if constants is None:
+        constants = placement.replicated(predictor.constants())
     losses = []
     for iteration in range(first_iteration, first_iteration + iterations):
         asked = time.perf_counter()

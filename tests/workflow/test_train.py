@@ -181,3 +181,17 @@ def test_memory_options_are_checked_before_training(tmp_path, options, message):
     with pytest.raises(InputError, match=re.escape(message)):
         workflow.run_training(paths, iterations=1, memory=options, progress=False,
                               log=lambda _: None)  # fmt: skip
+
+
+def test_a_training_file_with_nan_is_a_one_line_error_before_training(tmp_path):
+    paths = copy_fixture(tmp_path / "data")
+
+    def spoil(dataset):
+        dataset["2m_temperature"][0, 3, 5, 7] = np.nan  # the second target frame
+        return dataset
+
+    replace_dataset(paths, spoil)
+    message = f"dataset {DATASET_NAME}: 2m_temperature has 1 NaN/inf values in the frames used"
+    with pytest.raises(InputError, match=re.escape(message)):
+        workflow.run_training(paths, iterations=1, progress=False, log=lambda _: None)
+    assert not any(paths.outputs.glob("*"))  # nothing written

@@ -42,11 +42,13 @@ def load_setup(
     stats_dir: Optional[PathLike] = None,
     steps: Optional[int] = None,
     checkpoint: Optional[Checkpoint] = None,
+    check_values: bool = True,
 ) -> Setup:
     """Loads and cross-checks the three inputs; ``steps`` defaults to every frame available.
 
     A dataset whose later frames hold no targets (forecast-only) is valid: ``target_steps``
-    says how many steps can be scored.
+    says how many steps can be scored. ``check_values=False``: see
+    :func:`~graphcast_zero.validation.check_dataset`.
     """
     params_path = choose_params(paths, params) if checkpoint is None else Path(params or "")
     checkpoint = checkpoint or load_checkpoint(params_path)
@@ -56,7 +58,7 @@ def load_setup(
     if steps is None or steps == 0:
         steps = max(validation.available_steps(frame, task), 1)
     name = dataset_path.name
-    validation.check_dataset(frame, name, checkpoint.model_config, task, steps)
+    validation.check_dataset(frame, name, checkpoint.model_config, task, steps, check_values)
     statistics, stats_dir = load_checked_statistics(paths, stats_dir, task)
     scored = min(steps, validation.target_steps(frame, task))
     return Setup(checkpoint, params_path, statistics, stats_dir, frame, dataset_path, steps, scored)

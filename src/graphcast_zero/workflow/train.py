@@ -338,7 +338,8 @@ def _training_data(
         data = open_store_data(files.era5, start, steps, plan.batch_size)
         return data, statistics, stats_dir
     params = target if (files.random or files.resume) else files.params
-    setup = load_setup(paths, params, files.dataset, files.stats_dir, steps, start)
+    # The values are scanned once, by check_file_data, over every frame training can use.
+    setup = load_setup(paths, params, files.dataset, files.stats_dir, steps, start, False)
     usable = check_file_data(setup.dataset, setup.dataset_path.name, task, steps)
     data = FileData(setup.dataset, setup.dataset_path, task, usable)
     return data, setup.statistics, setup.stats_dir
@@ -433,7 +434,7 @@ def train_predictor(
             batches=session.batches, iterations=session.iterations,
             placement=session.placement, first_iteration=inputs.done,
             rate_scale=inputs.plan.rate_scale, on_iteration=session.after_iteration,
-            compiled_steps=session.compiled_steps,
+            compiled_steps=session.compiled_steps, constants=session.constants,
         )  # fmt: skip
     except Exception as error:
         if distributed.peer_failure(error):

@@ -15,6 +15,7 @@ from typing import Optional, Union
 
 from graphcast_zero.errors import InputError
 from graphcast_zero.schedules import Curriculum, LearningRate, Phase, parse_steps_schedule
+from graphcast_zero.train_loop import check_batch_size
 from graphcast_zero.workflow.options import positive_number
 
 DEFAULT_ITERATIONS = 10
@@ -118,10 +119,7 @@ def new_plan(options: PlanOptions, devices: int, first_iteration: int = 0) -> Tr
     rate = LearningRate(peak, options.lr_schedule or "constant", options.warmup_iterations or 0,
                         final)  # fmt: skip
     batch_size = options.batch_size or devices
-    if batch_size < 1 or batch_size % devices:
-        raise InputError(
-            f"--batch-size {batch_size} must be a positive multiple of the {devices} devices"
-        )
+    check_batch_size(batch_size, devices)
     return TrainingPlan(curriculum, rate, batch_size, options.seed or 0, first_iteration,
                         stop_after)  # fmt: skip
 

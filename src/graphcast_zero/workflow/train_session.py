@@ -50,6 +50,8 @@ class TrainingSession:
             prefetch=cadence.prefetch, position=self._position(),
         )  # fmt: skip
         self.predictor, self.memory, self.compiled_steps = self._memory_plan(predictor, memory)
+        # Placed once, for the loop and for validation.
+        self.constants = self.placement.replicated(self.predictor.constants())
         self.validating = inputs.data.validation(1) is not None
         self.losses: list[float] = []
         self.scores: list[dict] = []
@@ -149,8 +151,7 @@ class TrainingSession:
         windows = self.inputs.data.validation(steps)
         count = len(windows) // plan.batch_size
         if self._evaluate is None:
-            constants = placement.replicated(self.predictor.constants())
-            step = train_loop.make_eval_step(self.predictor)
+            constants, step = self.constants, train_loop.make_eval_step(self.predictor)
             self._evaluate = lambda p, b: step(p, constants, placement.batched(b.inputs),
                                                placement.batched(b.targets),
                                                placement.batched(b.forcings))  # fmt: skip
@@ -204,9 +205,10 @@ class TrainingSession:
 
         if self.validating and not (self.scores and self.scores[-1]["iteration"] == self.reached):
             self.scores.append(self.validate(result.params, self.reached))
-        self.save(result.params, result.opt_state, self.reached)
+        params = jax.tree.map(np.asarray, result.params)  # to the host once, saved and returned
+        self.save(params, result.opt_state, self.reached)
         return TrainedWeights(
-            params=jax.tree.map(np.asarray, result.params),
+            params=params,
             opt_state=result.opt_state,
             losses=result.losses,
             iterations_done=self.reached,
