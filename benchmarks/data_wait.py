@@ -15,15 +15,18 @@ compiles) are the steady state. Results go to ``results/<device>-data-wait.json`
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import benchmark  # noqa: E402  (the device description and its file-name label)
+
 STATS = REPO / "tests" / "data" / "official-small" / "stats"
 
 
@@ -88,21 +91,20 @@ def main(argv=None) -> dict:
         root = Path(folder)
         store = args.store or generated_store(root)
         runs = [run(args, store, prefetch, root) for prefetch in (0, args.prefetch)]
-    import jax
+    from graphcast_zero.atomic import write_json
 
-    device = jax.devices()[0]
+    info = benchmark.device_info()
     report = {
         "benchmark": "streamed training: fraction of the loop's time waiting for data",
-        "device": f"{device.platform} {device.device_kind}",
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
+        "device": info,
         "load_average": list(os.getloadavg()),
         "store": args.store or "synthetic ARCO layout, 4°, 37 levels (generated)",
         "config": {k: v for k, v in vars(args).items() if k not in ("output", "store")},
         "runs": runs,
     }
-    output = args.output or REPO / "benchmarks" / "results" / f"{device.platform}-data-wait.json"
-    output.write_text(json.dumps(report, indent=1) + "\n")
+    label = benchmark.device_label(info)
+    output = args.output or REPO / "benchmarks" / "results" / f"{label}-data-wait.json"
+    write_json(report, output)
     for entry in runs:
         print(f"prefetch {entry['prefetch']}: waited {100 * entry['fraction']:.1f}% of the loop "
               f"({100 * entry['fraction_without_compiling']:.1f}% without compiling)")  # fmt: skip

@@ -123,6 +123,9 @@ def main(argv=None) -> dict:
                 runs.append(one_campaign(paths, store, last, args, workers, output))
                 print(_row(runs[-1]), flush=True)
     info = benchmark.device_info()  # after the runs: JAX starts here only now
+    from graphcast_zero.hindcast.engine import THREADS_PER_WORKER
+    from graphcast_zero.synthetic import DEMO_RESOLUTION
+
     report = {
         "format": FORMAT,
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -130,13 +133,13 @@ def main(argv=None) -> dict:
         "versions": benchmark.versions(),
         "configuration": {
             "model": "demo (config.DEMO_MODEL, the shipped SYNTHETIC weights)",
-            "grid_resolution_deg": 4.0,
+            "grid_resolution_deg": DEMO_RESOLUTION,
             "pressure_levels": 13,
             "steps": args.steps,
             "inits": args.inits,
             "every": args.every,
             "source": "SYNTHETIC store in WeatherBench2's layout, local Zarr",
-            "threads_per_worker": 2,
+            "threads_per_worker": THREADS_PER_WORKER,
         },  # fmt: skip
         "runs": runs,
         "medians": medians(runs),

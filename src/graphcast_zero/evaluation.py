@@ -310,11 +310,17 @@ def write_metrics_json(metrics: Evaluation, path) -> Path:
 
 def write_metrics_csv(metrics: Evaluation, path) -> Path:
     """Writes the metrics rows as CSV (missing values as empty cells); returns the path."""
+    return write_rows_csv(metrics_table(metrics), ROW_FIELDS, path)
+
+
+def write_rows_csv(rows, fieldnames, path) -> Path:
+    """Writes dict rows as CSV with ``fieldnames`` as the header (None as an empty cell),
+    atomically; returns the path."""
     with atomic_path(path) as temporary:
         with open(temporary, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=ROW_FIELDS)
+            writer = csv.DictWriter(handle, fieldnames=fieldnames)
             writer.writeheader()
-            for row in metrics_table(metrics):
+            for row in rows:
                 writer.writerow({k: "" if v is None else v for k, v in row.items()})
     return Path(path)
 

@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Optional
 
-from graphcast_zero.atomic import atomic_path
+from graphcast_zero.atomic import write_json
 from graphcast_zero.errors import InputError
 
 LOCK_FILE = "lock.json"
@@ -119,8 +119,7 @@ class StoreLock:
                 f"store {self.store} holds a stale lock ({owner}{since}, {self.path}): if that "
                 "campaign is no longer running, pass --break-lock to take the store over"
             )
-        with atomic_path(self.path) as temporary:
-            temporary.write_text(self._text(), encoding="utf-8")
+        write_json(dataclasses.asdict(self.record), self.path)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
@@ -129,8 +128,7 @@ class StoreLock:
                 return  # taken over (--break-lock elsewhere): stop claiming it
             self.record = dataclasses.replace(self.record, heartbeat=time.time())
             try:
-                with atomic_path(self.path) as temporary:
-                    temporary.write_text(self._text(), encoding="utf-8")
+                write_json(dataclasses.asdict(self.record), self.path)
             except (OSError, InputError):
                 pass  # a missed beat; the next one tries again
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
-import importlib.metadata
 import json
 import os
 import time
@@ -39,8 +38,8 @@ from graphcast_zero.hindcast.campaign import (
 from graphcast_zero.hindcast.lock import HEARTBEAT_S, STALE_AFTER_S, StoreLock
 from graphcast_zero.paths import DataPaths
 from graphcast_zero.predictor import AUTO, PRECISIONS
-from graphcast_zero.statistics import load_statistics
 from graphcast_zero.workflow.choosing import choose_params
+from graphcast_zero.workflow.inputs import load_checked_statistics
 from graphcast_zero.workflow.options import Log
 from graphcast_zero.workflow.run_info import package_versions
 
@@ -72,9 +71,12 @@ class HindcastResult:
     @property
     def inits_per_hour(self) -> Optional[float]:
         """This run's throughput (None when it forecast nothing)."""
-        if not self.results or self.forecast_s <= 0:
-            return None
-        return len(self.results) * 3600.0 / self.forecast_s
+        return _per_hour(len(self.results), self.forecast_s)
+
+
+def _per_hour(count: int, seconds: float) -> Optional[float]:
+    """Initialisations per hour (None when none were forecast)."""
+    return count * 3600.0 / seconds if count and seconds > 0 else None
 
 
 def run_hindcast(
@@ -155,9 +157,8 @@ def _plan(paths: DataPaths, options: HindcastOptions) -> _Plan:
         raise InputError(f"--workers must be at least 1, not {options.workers}")
     params_path = choose_params(paths, options.params)
     checkpoint = load_checkpoint(params_path)
-    stats_dir = Path(options.stats_dir) if options.stats_dir else paths.stats
     task = checkpoint.task_config
-    validation.check_statistics(load_statistics(stats_dir), task, stats_dir)
+    _, stats_dir = load_checked_statistics(paths, options.stats_dir, task)
     variables = chosen_variables(options.variables, task)
     levels = chosen_levels(options.levels, task, variables)
     spec = source.resolve_source(
@@ -253,17 +254,10 @@ def _attributes(plan: _Plan, options: HindcastOptions) -> dict:
         "data_source_kind": campaign.source.kind,
         "data_source_endpoint": campaign.source.endpoint or "",
         "package": "graphcast-zero",
-        "package_version": _version(),
+        "package_version": package_versions().get("graphcast-zero", "unknown"),
         "precision": campaign.precision,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("graphcast-zero")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _open_or_create(plan: _Plan, options: HindcastOptions) -> list[int]:
@@ -350,7 +344,7 @@ def _record(plan: _Plan, options: HindcastOptions, results, forecast_s: float) -
         "this_run": {
             "forecasts": count,
             "wall_s": forecast_s,
-            "inits_per_hour": count * 3600.0 / forecast_s if count and forecast_s else None,
+            "inits_per_hour": _per_hour(count, forecast_s),
             "mean_forecast_s": float(np.mean([r.seconds for r in results])) if count else None,
             "workers": sorted({r.worker for r in results}),
             "devices": sorted({r.device for r in results}),
@@ -361,8 +355,8 @@ def _record(plan: _Plan, options: HindcastOptions, results, forecast_s: float) -
 
 
 def _log_summary(log, output, folder, results, forecast_s, metrics) -> None:
-    if results:
-        rate = len(results) * 3600.0 / forecast_s
+    rate = _per_hour(len(results), forecast_s)
+    if rate is not None:
         log(f"Forecast {len(results)} initialisations in {forecast_s:.0f} s ({rate:.0f} per hour)")
     log(f"Store: {output}")
     log(f"Scores and chart: {folder}")

@@ -12,7 +12,6 @@ forecasts that have a truth for it.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Optional
 
@@ -21,7 +20,6 @@ import pandas as pd
 import xarray as xr
 
 from graphcast_zero import evaluation
-from graphcast_zero.atomic import atomic_path
 from graphcast_zero.hindcast.store import SCORE_FIELDS
 
 PER_INIT_FIELDS = ("init_time", "forecast_seconds", *evaluation.ROW_FIELDS)
@@ -127,10 +125,4 @@ def per_init_rows(
 
 def write_per_init_csv(rows: list[dict], path: Path) -> Path:
     """Writes the per-initialisation table (missing values as empty cells), atomically."""
-    with atomic_path(path) as temporary:
-        with open(temporary, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=PER_INIT_FIELDS)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    return Path(path)
+    return evaluation.write_rows_csv(rows, PER_INIT_FIELDS, path)

@@ -11,9 +11,6 @@ once per process (:func:`opened`) and read only the frames of the window they fo
 from __future__ import annotations
 
 import dataclasses
-import tempfile
-import threading
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -24,7 +21,7 @@ from graphcast_zero import sources
 from graphcast_zero.config import STEP
 from graphcast_zero.errors import GraphCastZeroError, InputError
 from graphcast_zero.sources import era5_plan
-from graphcast_zero.sources.era5_convert import convert
+from graphcast_zero.sources.era5_convert import read_dataset
 from graphcast_zero.sources.era5_fetch import Candidate, choose_candidate, store_uris
 from graphcast_zero.sources.layouts import (
     StoreLayout,
@@ -37,9 +34,6 @@ from graphcast_zero.sources.official_file import INPUT_FRAMES
 ERA5 = "era5"  # an ERA5 store, converted window by window
 OFFICIAL = "official"  # a dataset in the official layout, windows selected
 READS_PER_WINDOW = 4  # parallel chunk reads of one conversion
-# netCDF4 (and HDF5 under it) is not thread-safe, and the conversion calls it directly, outside
-# xarray's own lock: a worker's threads take this one for any NetCDF work of theirs.
-NETCDF_LOCK = threading.Lock()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,13 +102,8 @@ def frames(spec: SourceSpec, first: pd.Timestamp, count: int) -> xr.Dataset:
     planned = plan_frames(spec, first, count)
     if layout is None:
         return planned.load()
-    # Converted exactly as fetch-data writes a dataset, into a scratch file read back at once.
-    with NETCDF_LOCK, tempfile.TemporaryDirectory(prefix="graphcast-hindcast-") as scratch:
-        path = convert(
-            store, planned, Path(scratch) / planned.request.file_name(),
-            workers=READS_PER_WINDOW, progress=False,
-        )  # fmt: skip
-        return xr.load_dataset(path, decode_timedelta=True)
+    # Built in memory exactly as fetch-data writes a dataset.
+    return read_dataset(store, planned, workers=READS_PER_WINDOW)
 
 
 def plan_frames(spec: SourceSpec, first: pd.Timestamp, count: int):

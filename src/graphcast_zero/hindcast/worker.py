@@ -106,8 +106,7 @@ def load_bundle(params: str, stats_dir: str, key: str) -> ModelBundle:
     from graphcast_zero.checkpoint import load_checkpoint
     from graphcast_zero.statistics import load_statistics
 
-    with source.NETCDF_LOCK:
-        return ModelBundle(key, load_checkpoint(params), load_statistics(stats_dir))
+    return ModelBundle(key, load_checkpoint(params), load_statistics(stats_dir))
 
 
 def load_window(campaign: Campaign, index: int) -> xr.Dataset:

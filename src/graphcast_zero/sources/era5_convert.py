@@ -70,11 +70,14 @@ def convert(
     return destination
 
 
-def read_dataset(store: xr.Dataset, plan: ConversionPlan, *, tries: int = TRIES) -> xr.Dataset:
-    """The planned dataset in memory, in the official layout, its fields read one by one.
+def read_dataset(
+    store: xr.Dataset, plan: ConversionPlan, *, workers: int = 1, tries: int = TRIES
+) -> xr.Dataset:
+    """The planned dataset in memory, in the official layout: what ``convert`` writes.
 
-    For training windows: each is a few frames, read in a loader's background thread (the loader
-    reads several windows at once, so the reads of one window need no pool of their own).
+    Training windows read their fields one by one (``workers=1``), in a loader's background
+    thread (the loader reads several windows at once, so one window needs no pool of its own);
+    a hindcast worker reads one window at a time, ``workers`` fields at once.
 
     Raises:
       FetchError: a read still failed after ``tries`` tries.
@@ -87,8 +90,13 @@ def read_dataset(store: xr.Dataset, plan: ConversionPlan, *, tries: int = TRIES)
         name: np.full([sizes[d] for d in official_dims(name)], np.nan, np.float32)
         for name in VARIABLE_ORDER
     }
-    for field in plan.fields:
-        put_field(out, field.name, _read_field(store, plan, field, tries)[1], field.frame)
+    reads = (
+        _read_all(store, plan, workers, tries)
+        if workers > 1
+        else (_read_field(store, plan, field, tries) for field in plan.fields)
+    )
+    for field, values in reads:
+        put_field(out, field.name, values, field.frame)
     put_computed_solar(out, frames, plan.computed_solar_frames, plan.lat(), plan.lon())
     return skeleton.assign({name: (official_dims(name), out[name]) for name in VARIABLE_ORDER})
 
