@@ -31,6 +31,8 @@ SURFACE_TARGETS = (
     "10m_u_component_of_wind",
     PRECIPITATION,
 )
+# The surface targets that are instantaneous fields (precipitation is a 6-hour accumulation).
+SURFACE_FIELDS = tuple(name for name in SURFACE_TARGETS if name != PRECIPITATION)
 ATMOSPHERIC_VARIABLES = (
     "temperature",
     "geopotential",

@@ -28,6 +28,7 @@ from graphcast_zero.atomic import write_netcdf
 from graphcast_zero.config import DEMO_MODEL, GRAVITY, ModelConfig, TaskConfig
 from graphcast_zero.errors import InputError
 from graphcast_zero.paths import STATS_FILES, DataPaths
+from graphcast_zero.sources.official_file import official_grid
 
 if TYPE_CHECKING:
     from graphcast_zero.checkpoint import Checkpoint
@@ -57,7 +58,7 @@ def grid(resolution: float) -> tuple[np.ndarray, np.ndarray]:
     n_lat = 180 / resolution
     if resolution <= 0 or abs(n_lat - round(n_lat)) > 1e-9:
         raise InputError(f"demo grid resolution {resolution}° must divide 180°, e.g. 4.0 or 10.0")
-    return np.linspace(-90, 90, round(n_lat) + 1), np.arange(round(360 / resolution)) * resolution
+    return official_grid(resolution)
 
 
 def dataset_file_name(resolution: float, levels: int, steps: int, date: str = DEMO_DATE) -> str:

@@ -132,12 +132,19 @@ def check_time_steps(dataset: xr.Dataset, task_config: TaskConfig, steps: int, n
         )
 
 
-def target_steps(dataset: xr.Dataset, task_config: TaskConfig) -> int:
-    """How many target frames after the input frames hold targets (the rest are forecast-only).
+def target_steps(
+    dataset: xr.Dataset, task_config: TaskConfig, max_steps: Optional[int] = None
+) -> int:
+    """How many target frames after the input frames hold targets (the rest are forecast-only),
+    counting no further than ``max_steps`` when given (a forecast of that many steps).
 
-    A frame without targets has NaN everywhere; one surface target decides, read frame by frame.
+    A frame without targets has NaN everywhere; one surface target decides, read frame by frame,
+    so a bound saves reading the frames a forecast does not reach.
     """
     frames = task_config.input_frames
+    available = available_steps(dataset, task_config)
+    if max_steps is not None:
+        available = min(available, max_steps)
     probe = next(
         (
             v
@@ -147,12 +154,12 @@ def target_steps(dataset: xr.Dataset, task_config: TaskConfig) -> int:
         None,
     )
     if probe is None:
-        return available_steps(dataset, task_config)
+        return available
     field = dataset[probe]
-    for step in range(available_steps(dataset, task_config)):
+    for step in range(available):
         if np.isnan(field.isel(time=frames + step).values).all():
             return step
-    return available_steps(dataset, task_config)
+    return available
 
 
 FRAMES_PER_READ = 8  # the NaN scan reads this many frames of one variable at a time
@@ -216,7 +223,7 @@ def check_dataset(
     check_variables(dataset, task_config, name)
     check_time_steps(dataset, task_config, steps, name)
     if check_values:
-        check_finite(dataset, task_config, steps, name, target_steps(dataset, task_config))
+        check_finite(dataset, task_config, steps, name, target_steps(dataset, task_config, steps))
 
 
 def check_statistics(statistics: Statistics, task_config: TaskConfig, stats_dir: PathLike) -> None:

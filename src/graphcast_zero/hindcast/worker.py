@@ -134,7 +134,7 @@ def forecast_window(
         started = time.perf_counter()
         model, (predictions, targets, inputs) = _forecast(campaign, bundle, window)
         kept = _kept(predictions, campaign)
-        scored = min(validation.target_steps(window, task), campaign.steps)
+        scored = validation.target_steps(window, task, campaign.steps)
         clim = None
         if climatology is not None and scored:
             valid = np.datetime64(init, "ns") + campaign.lead_times[:scored]

@@ -65,7 +65,9 @@ def convert(
                 put_field(out, field.name, values, field.frame)
                 bar.update(shares[field])
             frames = plan.request.frame_times()
-            put_computed_solar(out, frames, plan.computed_solar_frames, plan.lat(), plan.lon())
+            put_computed_solar(
+                out, frames, plan.computed_solar_frames, plan.request.lat(), plan.request.lon()
+            )
         bar.close()
     return destination
 
@@ -84,7 +86,9 @@ def read_dataset(
     """
     request = plan.request
     frames = request.frame_times()
-    skeleton = official_skeleton(frames, plan.lat(), plan.lon(), request.levels, _attrs(plan))
+    skeleton = official_skeleton(
+        frames, plan.request.lat(), plan.request.lon(), request.levels, _attrs(plan)
+    )
     sizes = {"batch": 1, **{dim: skeleton.sizes[dim] for dim in ("time", "level", "lat", "lon")}}
     out = {
         name: np.full([sizes[d] for d in official_dims(name)], np.nan, np.float32)
@@ -97,7 +101,9 @@ def read_dataset(
     )
     for field, values in reads:
         put_field(out, field.name, values, field.frame)
-    put_computed_solar(out, frames, plan.computed_solar_frames, plan.lat(), plan.lon())
+    put_computed_solar(
+        out, frames, plan.computed_solar_frames, plan.request.lat(), plan.request.lon()
+    )
     return skeleton.assign({name: (official_dims(name), out[name]) for name in VARIABLE_ORDER})
 
 
@@ -188,5 +194,10 @@ def _attrs(plan: ConversionPlan) -> dict:
 def _write_skeleton(plan: ConversionPlan, path: Path) -> None:
     request = plan.request
     create_official_file(
-        path, request.frame_times(), plan.lat(), plan.lon(), request.levels, _attrs(plan)
+        path,
+        request.frame_times(),
+        plan.request.lat(),
+        plan.request.lon(),
+        request.levels,
+        _attrs(plan),
     )

@@ -26,7 +26,6 @@ from graphcast_zero.sources.opening import open_dataset
 
 AUTO = "auto"
 LATEST = "latest"
-DEFAULT_STEPS = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +132,7 @@ def fetch_era5(
     from graphcast_zero.fetch import check_disk_space
 
     chosen = cat.model_by_key(model)
-    steps = DEFAULT_STEPS if not steps else steps
+    steps = cat.DEFAULT_STEPS if not steps else steps
     if steps < 1:
         raise InputError(f"--steps must be at least 1 (got {steps})")
     resolution = float(resolution or chosen.model_config.resolution)

@@ -28,7 +28,7 @@ from graphcast_zero.config import (
 )
 from graphcast_zero.errors import InputError
 from graphcast_zero.sources.layouts import SURFACE_FIELDS, StoreLayout, valid_range
-from graphcast_zero.sources.official_file import DatasetRequest
+from graphcast_zero.sources.official_file import DatasetRequest, official_grid
 
 Era5Request = DatasetRequest  # the init time, steps, grid and levels of an ERA5 dataset
 
@@ -75,12 +75,6 @@ class ConversionPlan:
     frames_with_data: int
     computed_solar_frames: tuple[int, ...]
     chunk_bytes: int
-
-    def lat(self) -> np.ndarray:
-        return np.linspace(-90, 90, self.lat_index.size)
-
-    def lon(self) -> np.ndarray:
-        return np.arange(self.lon_index.size) * float(self.request.resolution)
 
     def output_bytes(self) -> int:
         """Size of the dataset written (float32; frames without data take no space)."""
@@ -209,8 +203,7 @@ def model_grid_indices(
     count = 180 / resolution
     if resolution <= 0 or abs(count - round(count)) > 1e-9:
         raise InputError(f"--resolution {resolution:g} must divide 180°, e.g. 0.25, 1.0 or 4.0")
-    wanted_lat = np.linspace(-90, 90, round(count) + 1)
-    wanted_lon = np.arange(round(2 * count)) * resolution
+    wanted_lat, wanted_lon = official_grid(resolution)
     found = []
     for dim, have, wanted in (
         ("latitude", np.asarray(lat, np.float64), wanted_lat),

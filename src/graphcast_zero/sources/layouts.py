@@ -18,15 +18,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from graphcast_zero.config import ATMOSPHERIC_VARIABLES, STATIC_VARIABLES, TOA_RADIATION
-from graphcast_zero.errors import InputError
-
-SURFACE_FIELDS = (
-    "2m_temperature",
-    "mean_sea_level_pressure",
-    "10m_v_component_of_wind",
-    "10m_u_component_of_wind",
+from graphcast_zero.config import (
+    ATMOSPHERIC_VARIABLES,
+    STATIC_VARIABLES,
+    SURFACE_FIELDS,
+    TOA_RADIATION,
 )
+from graphcast_zero.errors import InputError
 
 
 @dataclasses.dataclass(frozen=True)

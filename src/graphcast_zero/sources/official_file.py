@@ -25,7 +25,7 @@ from graphcast_zero.config import (
     PRECIPITATION,
     STATIC_VARIABLES,
     STEP,
-    SURFACE_TARGETS,
+    SURFACE_FIELDS,
     TOA_RADIATION,
 )
 
@@ -55,10 +55,10 @@ class DatasetRequest:
         return pd.date_range(first, periods=INPUT_FRAMES + self.steps, freq=STEP)
 
     def lat(self) -> np.ndarray:
-        return np.linspace(-90, 90, round(180 / self.resolution) + 1)
+        return official_grid(self.resolution)[0]
 
     def lon(self) -> np.ndarray:
-        return np.arange(round(360 / self.resolution)) * float(self.resolution)
+        return official_grid(self.resolution)[1]
 
     def file_name(self) -> str:
         """The bucket's naming pattern, with the first frame's hour after its date."""
@@ -69,9 +69,16 @@ class DatasetRequest:
         )
 
 
+def official_grid(resolution: float) -> tuple[np.ndarray, np.ndarray]:
+    """Latitudes −90…90 (poles included) and longitudes 0…360−Δ, in degrees, as the bucket's
+    files have them; ``resolution`` divides 180° (callers check, each with its own message)."""
+    count = round(180 / resolution)
+    return np.linspace(-90, 90, count + 1), np.arange(2 * count) * float(resolution)
+
+
 # Official variable order, as in DeepMind's example files.
 VARIABLE_ORDER = (
-    *STATIC_VARIABLES, *(n for n in SURFACE_TARGETS if n != PRECIPITATION), PRECIPITATION,
+    *STATIC_VARIABLES, *SURFACE_FIELDS, PRECIPITATION,
     TOA_RADIATION, *ATMOSPHERIC_VARIABLES,
 )  # fmt: skip
 

@@ -60,7 +60,7 @@ def load_setup(
     name = dataset_path.name
     validation.check_dataset(frame, name, checkpoint.model_config, task, steps, check_values)
     statistics, stats_dir = load_checked_statistics(paths, stats_dir, task)
-    scored = min(steps, validation.target_steps(frame, task))
+    scored = validation.target_steps(frame, task, steps)
     return Setup(checkpoint, params_path, statistics, stats_dir, frame, dataset_path, steps, scored)
 
 

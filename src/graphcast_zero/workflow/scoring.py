@@ -250,7 +250,7 @@ def score_run(
         task = _scoring_task(forecast, frame, info)
         validation.check_time_steps(frame, task, forecast.sizes["time"], Path(source).name)
         inputs, targets, _ = data.forecast_window(frame, task, forecast.sizes["time"])
-        scored = slice(0, validation.target_steps(frame, task))
+        scored = slice(0, validation.target_steps(frame, task, forecast.sizes["time"]))
         targets, inputs = targets.isel(time=scored).load(), inputs.load()
         statics = frame[[n for n in STATIC_VARIABLES if n in frame]].load()
     metrics = None
