@@ -11,6 +11,7 @@ import xarray as xr
 
 from graphcast_zero import workflow
 from graphcast_zero.errors import InputError
+from graphcast_zero.paths import DataPaths
 
 from ..conftest import FIXTURE_DATASET
 from .conftest import DATASET_NAME, assert_picture
@@ -103,9 +104,18 @@ def test_evaluate_a_predictions_file_with_another_dataset(forecast, tmp_path):
     )
 
 
+@pytest.fixture
+def forecast_copy(forecast, tmp_path):
+    """The forecast's data folder copied (less its cache): plotting adds pictures to the run
+    folder, which would change the shared run's files that other tests list."""
+    paths, result, extra = forecast
+    copied = shutil.copytree(paths.root, tmp_path / "data", ignore=shutil.ignore_patterns("cache"))
+    return DataPaths(copied), result, extra
+
+
 @pytest.mark.slow
-def test_plot_a_level_and_lead_time(forecast):
-    paths, result, _ = forecast
+def test_plot_a_level_and_lead_time(forecast_copy):
+    paths, result, _ = forecast_copy
     pictures = workflow.run_plot(
         paths, variable="geopotential", level=500, lead_time="12", log=lambda _: None
     )
@@ -117,10 +127,10 @@ def test_plot_a_level_and_lead_time(forecast):
 
 
 @pytest.mark.slow
-def test_plot_several_variables_and_lead_times_zoomed(forecast, monkeypatch):
+def test_plot_several_variables_and_lead_times_zoomed(forecast_copy, monkeypatch):
     from graphcast_zero import plotting
 
-    paths, _, _ = forecast
+    paths, _, _ = forecast_copy
     drawn, draw = [], plotting.plot_map
 
     def drawing(field_pred, *args, **kwargs):  # the real drawing, with what it was given noted
