@@ -497,7 +497,7 @@ def write_era5_store(folder: Path, layout: StoreLayout, **options) -> Path:
       layout: the layout to follow.
       **options: passed to :func:`make_era5_store`.
     """
-    import zarr
+    from graphcast_zero.sources.layouts import zarr_format_options
 
     store = make_era5_store(layout, **options)
     encoding = {
@@ -509,8 +509,7 @@ def write_era5_store(folder: Path, layout: StoreLayout, **options) -> Path:
         for name, v in store.data_vars.items()
     }
     encoding[layout.time_dim] = {"units": "hours since 1900-01-01", "dtype": "int64"}
-    version = {"zarr_format": 2} if int(zarr.__version__.split(".")[0]) >= 3 else {}
-    store.to_zarr(folder, mode="w", consolidated=True, encoding=encoding, **version)
+    store.to_zarr(folder, mode="w", consolidated=True, encoding=encoding, **zarr_format_options())
     return Path(folder)
 
 

@@ -215,15 +215,21 @@ def check_dataset(
     task_config: TaskConfig,
     steps: int,
     check_values: bool = True,
-) -> None:
+) -> int:
     """All dataset checks, cheapest first; ``check_values=False`` leaves out the scan of the
-    values for NaN/inf, for a caller that scans more frames itself."""
+    values for NaN/inf, for a caller that scans more frames itself.
+
+    Returns:
+      ``target_steps(dataset, task_config, steps)``: how many of the ``steps`` can be scored.
+    """
     check_grid(dataset, model_config, name)
     check_levels(dataset, task_config, name)
     check_variables(dataset, task_config, name)
     check_time_steps(dataset, task_config, steps, name)
+    scored = target_steps(dataset, task_config, steps)
     if check_values:
-        check_finite(dataset, task_config, steps, name, target_steps(dataset, task_config, steps))
+        check_finite(dataset, task_config, steps, name, scored)
+    return scored
 
 
 def check_statistics(statistics: Statistics, task_config: TaskConfig, stats_dir: PathLike) -> None:

@@ -13,7 +13,7 @@ from graphcast_zero.errors import InputError
 from graphcast_zero.hindcast import climatology
 from graphcast_zero.hindcast.campaign import Campaign
 from graphcast_zero.hindcast.source import OFFICIAL, SourceSpec
-from graphcast_zero.hindcast.store import zarr_format_options
+from graphcast_zero.sources.layouts import zarr_format_options
 
 from ..conftest import FIXTURE_DATASET
 

@@ -34,7 +34,8 @@ from graphcast_zero.config import STEP
 from graphcast_zero.errors import InputError
 from graphcast_zero.hindcast import source as source_module
 from graphcast_zero.hindcast.campaign import Campaign
-from graphcast_zero.hindcast.store import GROUP, quiet_zarr, zarr_format_options
+from graphcast_zero.hindcast.store import GROUP, quiet_zarr
+from graphcast_zero.sources.layouts import zarr_format_options
 from graphcast_zero.workflow.options import time_option
 
 CLIMATOLOGY_GROUP = f"{GROUP}/climatology"

@@ -29,7 +29,7 @@ from graphcast_zero.sources.layouts import (
     detect_layout,
     valid_range,
 )
-from graphcast_zero.sources.official_file import INPUT_FRAMES
+from graphcast_zero.sources.official_file import INPUT_FRAMES, official_grid
 
 ERA5 = "era5"  # an ERA5 store, converted window by window
 OFFICIAL = "official"  # a dataset in the official layout, windows selected
@@ -135,9 +135,8 @@ def grid(spec: SourceSpec) -> tuple[np.ndarray, np.ndarray]:
     if spec.kind == OFFICIAL:
         store, _ = opened(spec)
         return store["lat"].values, store["lon"].values
-    count = round(180 / spec.resolution)
-    lat = np.linspace(-90, 90, count + 1).astype(np.float32)
-    return lat, (np.arange(2 * count) * spec.resolution).astype(np.float32)
+    lat, lon = official_grid(spec.resolution)
+    return lat.astype(np.float32), lon.astype(np.float32)
 
 
 def resolve_source(

@@ -35,6 +35,7 @@ import xarray as xr
 
 from graphcast_zero.config import ATMOSPHERIC_VARIABLES
 from graphcast_zero.errors import InputError
+from graphcast_zero.sources.layouts import zarr_format_options
 
 FORMAT = "graphcast-zero-hindcast/1"
 GROUP = "hindcast"
@@ -49,13 +50,6 @@ def quiet_zarr() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr")
         yield
-
-
-def zarr_format_options() -> dict:
-    """Zarr format 2, as the published stores (zarr 3 writes format 3 unless told)."""
-    import zarr
-
-    return {"zarr_format": 2} if int(zarr.__version__.split(".")[0]) >= 3 else {}
 
 
 def forecast_template(

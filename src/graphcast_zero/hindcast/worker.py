@@ -127,14 +127,15 @@ def forecast_window(
     task = bundle.checkpoint.task_config
     name = f"{campaign.source.uri} at {init:%Y-%m-%dT%H}"
     try:
-        validation.check_dataset(window, name, bundle.checkpoint.model_config, task, campaign.steps)
+        scored = validation.check_dataset(
+            window, name, bundle.checkpoint.model_config, task, campaign.steps
+        )
     except GraphCastZeroError as error:
         return InitResult(index, init, 0.0, 0, _worker_name(), "", error)
     with _FORECASTING:
         started = time.perf_counter()
         model, (predictions, targets, inputs) = _forecast(campaign, bundle, window)
         kept = _kept(predictions, campaign)
-        scored = validation.target_steps(window, task, campaign.steps)
         clim = None
         if climatology is not None and scored:
             valid = np.datetime64(init, "ns") + campaign.lead_times[:scored]

@@ -85,10 +85,8 @@ def read_dataset(
       FetchError: a read still failed after ``tries`` tries.
     """
     request = plan.request
-    frames = request.frame_times()
-    skeleton = official_skeleton(
-        frames, plan.request.lat(), plan.request.lon(), request.levels, _attrs(plan)
-    )
+    frames, lat, lon = request.frame_times(), request.lat(), request.lon()
+    skeleton = official_skeleton(frames, lat, lon, request.levels, _attrs(plan))
     sizes = {"batch": 1, **{dim: skeleton.sizes[dim] for dim in ("time", "level", "lat", "lon")}}
     out = {
         name: np.full([sizes[d] for d in official_dims(name)], np.nan, np.float32)
@@ -101,9 +99,7 @@ def read_dataset(
     )
     for field, values in reads:
         put_field(out, field.name, values, field.frame)
-    put_computed_solar(
-        out, frames, plan.computed_solar_frames, plan.request.lat(), plan.request.lon()
-    )
+    put_computed_solar(out, frames, plan.computed_solar_frames, lat, lon)
     return skeleton.assign({name: (official_dims(name), out[name]) for name in VARIABLE_ORDER})
 
 
@@ -194,10 +190,5 @@ def _attrs(plan: ConversionPlan) -> dict:
 def _write_skeleton(plan: ConversionPlan, path: Path) -> None:
     request = plan.request
     create_official_file(
-        path,
-        request.frame_times(),
-        plan.request.lat(),
-        plan.request.lon(),
-        request.levels,
-        _attrs(plan),
+        path, request.frame_times(), request.lat(), request.lon(), request.levels, _attrs(plan)
     )

@@ -221,3 +221,11 @@ def _attr_time(text, default: pd.Timestamp, *, end_of_day: bool) -> pd.Timestamp
     stamp = pd.Timestamp(str(text))
     is_date = len(str(text).strip()) == 10
     return stamp + pd.Timedelta(hours=23) if end_of_day and is_date else stamp
+
+
+def zarr_format_options() -> dict:
+    """``to_zarr`` options for Zarr format 2, the format of the public stores (zarr 3 writes
+    format 3 unless told)."""
+    import zarr
+
+    return {"zarr_format": 2} if int(zarr.__version__.split(".")[0]) >= 3 else {}

@@ -58,9 +58,10 @@ def load_setup(
     if steps is None or steps == 0:
         steps = max(validation.available_steps(frame, task), 1)
     name = dataset_path.name
-    validation.check_dataset(frame, name, checkpoint.model_config, task, steps, check_values)
+    scored = validation.check_dataset(
+        frame, name, checkpoint.model_config, task, steps, check_values
+    )
     statistics, stats_dir = load_checked_statistics(paths, stats_dir, task)
-    scored = validation.target_steps(frame, task, steps)
     return Setup(checkpoint, params_path, statistics, stats_dir, frame, dataset_path, steps, scored)
 
 

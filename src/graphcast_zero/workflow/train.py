@@ -339,7 +339,9 @@ def _training_data(
         return data, statistics, stats_dir
     params = target if (files.random or files.resume) else files.params
     # The values are scanned once, by check_file_data, over every frame training can use.
-    setup = load_setup(paths, params, files.dataset, files.stats_dir, steps, start, False)
+    setup = load_setup(
+        paths, params, files.dataset, files.stats_dir, steps, checkpoint=start, check_values=False
+    )
     usable = check_file_data(setup.dataset, setup.dataset_path.name, task, steps)
     data = FileData(setup.dataset, setup.dataset_path, task, usable)
     return data, setup.statistics, setup.stats_dir

@@ -93,7 +93,9 @@ class TrainingSession:
         steps = plan.curriculum.max_steps
         windows = self.inputs.data.windows(steps)
         local = plan.batch_size // processes
-        batch = stack_windows([windows[i % len(windows)] for i in range(local)])
+        # Only the shapes matter here (candidates are compiled, not run): one window read, not a
+        # batch of them, each of which may be a read from a remote store.
+        batch = stack_windows([windows[0]] * local)
         choice, compiled = train_loop.choose_memory_plan(
             predictor, self.inputs.start.params, self.optimizer, self.opt_state, batch,
             self.placement, options.grid_chunks or None, options.remat,
