@@ -82,7 +82,7 @@ class Campaign:
       levels: the pressure levels kept, ascending.
       source: where windows come from.
       output: the Zarr store.
-      precision: the precision the model runs in (resolved, not ``auto``).
+      precision: ``bfloat16``, ``float32`` or ``auto`` (each worker resolves it for its device).
       graphs_folder, compile_folder: caches the workers use when they can reach them.
     """
 

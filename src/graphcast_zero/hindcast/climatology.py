@@ -34,7 +34,7 @@ from graphcast_zero.config import STEP
 from graphcast_zero.errors import InputError
 from graphcast_zero.hindcast import source as source_module
 from graphcast_zero.hindcast.campaign import Campaign
-from graphcast_zero.hindcast.store import GROUP, quiet_zarr
+from graphcast_zero.hindcast.store import GROUP, open_group, quiet_zarr
 from graphcast_zero.sources.layouts import zarr_format_options
 from graphcast_zero.workflow.options import time_option
 
@@ -67,14 +67,7 @@ def _opened(spec: ClimatologySpec) -> xr.Dataset:
     """The climatology opened lazily, once per process."""
     if spec not in _OPENED:
         if spec.group is not None:
-            with quiet_zarr():
-                _OPENED[spec] = xr.open_zarr(
-                    spec.uri,
-                    group=spec.group,
-                    consolidated=False,
-                    chunks=None,
-                    decode_timedelta=True,
-                )
+            _OPENED[spec] = open_group(spec.uri, spec.group)
         else:
             _OPENED[spec] = sources.open_dataset(spec.uri, endpoint=spec.endpoint)
     return _OPENED[spec]
@@ -186,7 +179,7 @@ def block_sums(campaign: Campaign, first: pd.Timestamp, count: int) -> xr.Datase
       The kept variables summed in float64, dims ``hour, [level], lat, lon``, and ``count``
       (hour).
     """
-    frames = source_module.frames(campaign.source, first, count)
+    frames = source_module.frames(campaign.source, first, count, campaign.variables)
     hours = pd.DatetimeIndex(frames["datetime"].values[0]).hour
     fields = frames[list(campaign.variables)].isel(batch=0).drop_vars("datetime")
     if campaign.levels:
@@ -230,10 +223,10 @@ def has_computed(path: Path) -> bool:
 
 
 def computed_spec(path: Path) -> ClimatologySpec:
-    """The computed climatology kept in the store at ``path``."""
-    with quiet_zarr():
-        stored = xr.open_zarr(
-            path, group=CLIMATOLOGY_GROUP, consolidated=False, chunks=None, decode_timedelta=True
-        )
+    """The computed climatology kept in the store at ``path`` (opened once: kept for
+    :func:`check_climatology` and :func:`fields_at` in this process)."""
+    stored = open_group(path, CLIMATOLOGY_GROUP)
     description = stored.attrs.get("description", "computed from the source")
-    return ClimatologySpec(str(path), CLIMATOLOGY_GROUP, None, str(description))
+    spec = ClimatologySpec(str(path), CLIMATOLOGY_GROUP, None, str(description))
+    _OPENED[spec] = stored
+    return spec

@@ -18,8 +18,6 @@ import dataclasses
 import importlib.util
 import logging
 import os
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Optional
@@ -28,6 +26,7 @@ import numpy as np
 import xarray as xr
 from distributed import WorkerPlugin
 
+from graphcast_zero.environment import detect_gpus
 from graphcast_zero.errors import FetchError
 from graphcast_zero.hindcast import climatology, worker
 from graphcast_zero.hindcast.campaign import Campaign
@@ -48,14 +47,7 @@ def visible_gpus() -> list[str]:
     chosen = os.environ.get("CUDA_VISIBLE_DEVICES")
     if chosen is not None:
         return [d.strip() for d in chosen.split(",") if d.strip() and d.strip() != "-1"]
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return []
-    try:
-        listing = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [str(i) for i, line in enumerate(listing.splitlines()) if line.startswith("GPU ")]
+    return [str(i) for i in range(len(detect_gpus() or []))]
 
 
 class PinDevice(WorkerPlugin):

@@ -68,11 +68,6 @@ class HindcastResult:
     files: list[Path]
     forecast_s: float
 
-    @property
-    def inits_per_hour(self) -> Optional[float]:
-        """This run's throughput (None when it forecast nothing)."""
-        return _per_hour(len(self.results), self.forecast_s)
-
 
 def _per_hour(count: int, seconds: float) -> Optional[float]:
     """Initialisations per hour (None when none were forecast)."""
@@ -167,8 +162,8 @@ def _plan(paths: DataPaths, options: HindcastOptions) -> _Plan:
     )  # fmt: skip
     if spec.kind == source.OFFICIAL:  # an ERA5 store is read on the model's grid and levels
         dataset = source.opened(spec)[0]
+        # resolve_source has checked the levels.
         validation.check_grid(dataset, checkpoint.model_config, spec.uri)
-        validation.check_levels(dataset, task, spec.uri)
         validation.check_variables(dataset, task, spec.uri)
     lat, lon = source.grid(spec)
     campaign = Campaign(

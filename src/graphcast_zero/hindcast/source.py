@@ -11,6 +11,7 @@ once per process (:func:`opened`) and read only the frames of the window they fo
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Optional
 
 import numpy as np
@@ -18,7 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from graphcast_zero import sources
-from graphcast_zero.config import STEP
+from graphcast_zero.config import STEP, TOA_RADIATION
 from graphcast_zero.errors import GraphCastZeroError, InputError
 from graphcast_zero.sources import era5_plan
 from graphcast_zero.sources.era5_convert import read_dataset
@@ -91,9 +92,18 @@ def window(spec: SourceSpec, init: pd.Timestamp, steps: int) -> xr.Dataset:
     return frames(spec, pd.Timestamp(init) - (INPUT_FRAMES - 1) * STEP, INPUT_FRAMES + steps)
 
 
-def frames(spec: SourceSpec, first: pd.Timestamp, count: int) -> xr.Dataset:
+def frames(
+    spec: SourceSpec,
+    first: pd.Timestamp,
+    count: int,
+    variables: Optional[Sequence[str]] = None,
+) -> xr.Dataset:
     """``count`` (at least 2) consecutive 6-hourly frames from ``first`` in the official layout,
     loaded.
+
+    Args:
+      spec, first, count: the source and the frames.
+      variables: read only these (an ERA5 store's other variables are then NaN); None: all.
 
     Raises:
       InputError: the store does not hold them.
@@ -101,7 +111,15 @@ def frames(spec: SourceSpec, first: pd.Timestamp, count: int) -> xr.Dataset:
     store, layout = opened(spec)
     planned = plan_frames(spec, first, count)
     if layout is None:
-        return planned.load()
+        return (planned if variables is None else planned[list(variables)]).load()
+    if variables is not None:
+        planned = dataclasses.replace(
+            planned,
+            fields=tuple(f for f in planned.fields if f.name in variables),
+            computed_solar_frames=(
+                planned.computed_solar_frames if TOA_RADIATION in variables else ()
+            ),
+        )
     # Built in memory exactly as fetch-data writes a dataset.
     return read_dataset(store, planned, workers=READS_PER_WINDOW)
 

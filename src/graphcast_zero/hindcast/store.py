@@ -206,12 +206,17 @@ def _write_region(path: Path, group: Optional[str], index: int, values: xr.Datas
         )  # fmt: skip
 
 
-def read_status(path: Path) -> xr.Dataset:
-    """``complete`` and ``forecast_seconds`` per initialisation."""
+def open_group(path, group: str) -> xr.Dataset:
+    """One group of the store (or of any Zarr store), lazily and without Dask."""
     with quiet_zarr():
         return xr.open_zarr(
-            path, group=GROUP, consolidated=False, chunks=None, decode_timedelta=True
-        ).load()
+            path, group=group, consolidated=False, chunks=None, decode_timedelta=True
+        )
+
+
+def read_status(path: Path) -> xr.Dataset:
+    """``complete`` and ``forecast_seconds`` per initialisation."""
+    return open_group(path, GROUP).load()
 
 
 def completed(path: Path) -> np.ndarray:
@@ -222,13 +227,9 @@ def completed(path: Path) -> np.ndarray:
 def read_scores(path: Path) -> dict[str, xr.Dataset]:
     """Every score field, loaded (NaN for forecasts not done), variables in name order."""
     fields = {}
-    with quiet_zarr():
-        for field in SCORE_FIELDS:
-            group = f"{SCORE_GROUP}/{field}"
-            values = xr.open_zarr(
-                path, group=group, consolidated=False, chunks=None, decode_timedelta=True
-            ).load()
-            fields[field] = values[sorted(values.data_vars)]
+    for field in SCORE_FIELDS:
+        values = open_group(path, f"{SCORE_GROUP}/{field}").load()
+        fields[field] = values[sorted(values.data_vars)]
     return fields
 
 
