@@ -152,7 +152,7 @@ def loss_and_diagnostics(
         # No scan: differentiating a scan hoists the work that is the same at every step out
         # of it and keeps its results for the backward pass, which would keep the grid chunks'
         # edge terms for the whole grid. With one step nothing would be freed by remat either.
-        out, _ = step(trained, fixed, dynamic, _at_step(xs, 0))
+        out, _ = step(trained, fixed, dynamic, trajectory.at_step(xs, 0))
         losses, diagnostics = jax.tree.map(lambda x: x[None], out)
     elif remat:
         losses, diagnostics = trajectory.checkpointed_scan(
@@ -167,10 +167,6 @@ def loss_and_diagnostics(
         _, (losses, diagnostics) = jax.lax.scan(body, dynamic, xs)
     # [steps, batch] -> mean over steps, then over the batch.
     return losses.mean(axis=0).mean(), {n: v.mean(axis=0).mean() for n, v in diagnostics.items()}
-
-
-def _at_step(tree, index: int):
-    return jax.tree.map(lambda leaf: leaf[index], tree)
 
 
 def loss_and_grads(predictor: Predictor, params, constants, inputs, targets, forcings, remat=None):

@@ -239,10 +239,6 @@ class Predictor:
             for name in self.dynamic_inputs
         }
 
-    def next_inputs(self, inputs: Frames, predictions: Frames, forcings: Frames) -> Frames:
-        """Drops the oldest frame and appends the predicted (or forced) one."""
-        return {**inputs, **shift_in(inputs, self.next_frame(predictions, forcings))}
-
 
 def shift_in(window: Frames, frame: Frames) -> Frames:
     """Drops the oldest frame of each variable in ``frame`` and appends the new one (axis 1)."""

@@ -22,7 +22,7 @@ import numpy as np
 from jax.experimental import io_callback
 
 from graphcast_zero import memory
-from graphcast_zero.predictor import Frames, Predictor, on_cpu
+from graphcast_zero.predictor import Frames, Predictor, on_cpu, shift_in
 
 # sink(step_index, predictions): called inside the scan with each step's predictions (per target,
 # [batch, lat, lon, channels]) instead of stacking them as the scan's output.
@@ -75,7 +75,7 @@ def rollout_scan(
     def step(carry, indexed_forcing):
         index, forcing = indexed_forcing
         predictions = predictor.one_step(params, constants, {**static, **carry}, forcing)
-        carry = split_static(predictor, predictor.next_inputs(carry, predictions, forcing))[1]
+        carry = shift_in(carry, predictor.next_frame(predictions, forcing))
         frames = {n: v[:, 0] for n, v in predictions.items()}
         if sink is None:
             return carry, frames

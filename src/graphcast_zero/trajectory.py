@@ -31,7 +31,8 @@ Step = Callable[[Any, Any, Frames, Any], tuple[Any, Any]]
 Advance = Callable[[Any, Frames, Any, Any], Frames]
 
 
-def _at(tree, index):
+def at_step(tree, index):
+    """Every leaf's ``index``-th entry along its leading (step) axis."""
     return jax.tree.map(lambda leaf: leaf[index], tree)
 
 
@@ -48,7 +49,7 @@ def _window_at(advance, extra, first, updates, xs, k) -> Frames:
     """Step ``k``'s window, replayed from the first one and the kept updates."""
 
     def replay(j, window):
-        return shift_in(window, advance(extra, window, _at(updates, j), _at(xs, j)))
+        return shift_in(window, advance(extra, window, at_step(updates, j), at_step(xs, j)))
 
     return jax.lax.fori_loop(0, k, replay, first)
 
@@ -70,7 +71,7 @@ def _checkpointed_bwd(step, advance, residuals, out_cotangents):
     def body(carry, k):
         # window_cotangent: the cotangent of step k + 1's window, from the steps after k.
         param_cotangent, window_cotangent = carry
-        x = _at(xs, k)
+        x = at_step(xs, k)
         window = _window_at(advance, extra, first, updates, xs, k)
 
         def whole_step(p, w):
@@ -80,7 +81,7 @@ def _checkpointed_bwd(step, advance, residuals, out_cotangents):
         _, pull_back = jax.vjp(whole_step, params, window)
         # Step k's frame is the last of step k + 1's window; every later reader is done.
         frame_cotangent = {n: c[:, -1:] for n, c in window_cotangent.items()}
-        d_params, d_window = pull_back((_at(out_cotangents, k), frame_cotangent))
+        d_params, d_window = pull_back((at_step(out_cotangents, k), frame_cotangent))
         # Step k's window is step k + 1's shifted back by one frame.
         earlier = {
             n: jnp.concatenate([jnp.zeros_like(c[:, :1]), c[:, :-1]], axis=1)

@@ -277,7 +277,7 @@ class TypedGraphNetwork(hk.Module):
         widths = [self.latent_size] * 3  # edge, sender and receiver latents
         static = {}
         for name in self.edge_sets:
-            latents = networks["encoder_edges"][name]([edge_sets[name].features])
+            latents = self.encode_edges(name, edge_sets[name].features)
             terms = {}
             if not self.gather_first_layer or self.message_steps > 1:
                 terms["latents"] = latents
@@ -415,24 +415,22 @@ class TypedGraphNetwork(hk.Module):
           Per node set, the decoded outputs [num_nodes, output_size] for sets with a decoder,
           else the latents [num_nodes, latent_size].
         """
-        networks = self._built_networks()
         if self.embed_nodes:
-            nodes = {n: networks["encoder_nodes"][n]([nodes[n]]) for n in self.node_sets}
+            nodes = {n: self.encode_nodes(n, nodes[n]) for n in self.node_sets}
         nodes = dict(nodes)
+        # Without given terms, the first group of steps computes them itself (``_group``): with
+        # remat groups, the encoded edges' activations are then recomputed in that group's
+        # backward pass rather than kept.
+        edges = None if static is None else self._edge_latents(static)
         group = self.remat_group
         if group > 1:
-            # Without given terms, the first group computes them itself, so that the encoded
-            # edges' activations are recomputed in its backward pass rather than kept.
-            edges = None if static is None else self._edge_latents(static)
             for start in range(0, self.message_steps, group):
                 steps = range(start, min(start + group, self.message_steps))
                 given = static if start == 0 else {}  # only step 0 reads the terms
                 run = functools.partial(self._group, steps, structure=edge_sets, static=given)
                 nodes, edges = hk.remat(run)(nodes, edges)
         else:
-            static = self.static_edges(edge_sets) if static is None else static
-            edges = self._edge_latents(static)
-            nodes, edges = self._steps(range(self.message_steps), nodes, edges, edge_sets, static)
-        for n, decoder in networks["decoder_nodes"].items():
-            nodes[n] = decoder([nodes[n]])
+            nodes, edges = self._group(range(self.message_steps), nodes, edges, edge_sets, static)
+        for n in self._built_networks()["decoder_nodes"]:
+            nodes[n] = self.decode_nodes(n, nodes[n])
         return nodes
