@@ -40,7 +40,7 @@ import benchmark  # noqa: E402  (the configurations, device description and vers
 
 # graphcast_zero.memory imports no JAX at module level: JAX's platform is still unsettled here
 # (see compile_only_device).
-from graphcast_zero.memory import REMAT_CHOICES  # noqa: E402
+from graphcast_zero.memory import REMAT_CHOICES, compiled_bytes  # noqa: E402
 
 
 def doublings(largest: int) -> list[int]:
@@ -266,15 +266,12 @@ class Search:
     """Compiles candidates and keeps what ``--run`` and ``--flops`` need of the best."""
 
     def __init__(self, args, device):
-        from graphcast_zero.memory import compiled_bytes
-
         self.args = args
         self.device = device
         self.budget = args.budget_gb * 2**30
         # Compiling for a target config: schedule as a card of the budget's size would be.
         size = device_memory_size(args.target_config) if args.target_config else None
         self.options = scheduler_options(size, self.budget)
-        self.bytes_of = compiled_bytes
         if args.impl == "official":
             import official_programs
 
@@ -288,15 +285,15 @@ class Search:
         return compiled, time.perf_counter() - start
 
     def candidate(self, phase: str, batch: int, steps: int) -> tuple[dict, object, tuple]:
-        """(entry, compiled program, operands) of one candidate shape."""
+        """(entry, compiled program, its operands unplaced) of one candidate shape."""
         if self.args.impl == "official":
             program, operands = self.setup.program(phase, batch, steps)
             placed = operands if self.device is None else placed_on(operands, self.device)
             compiled, seconds = self._compile(program, placed)
-            entry = {"estimated_bytes": self.bytes_of(compiled), "compile_s": seconds}
+            entry = {"estimated_bytes": compiled_bytes(compiled), "compile_s": seconds}
             if self.args.flops:
                 entry["flops"] = count_flops(program, operands)
-            return entry, compiled, (program, operands)
+            return entry, compiled, operands
         return self._ours(phase, batch, steps)
 
     def _ours(self, phase, batch, steps):
@@ -320,7 +317,7 @@ class Search:
             if args.flops:  # the price of each plan tried, the first being the whole grid
                 unplaced = self.setup.operands(phase, batch, steps, plan, placed=False)
                 flops_by_plan[plan] = count_flops(program, unplaced)
-            return self.bytes_of(compiled)
+            return compiled_bytes(compiled)
 
         # Like the package's planner, but every candidate is measured, even a single one.
         choice = memory.choose(plans, measure, self.budget, measure_single=True)
@@ -339,9 +336,8 @@ class Search:
         }
         if args.flops:
             entry["flops"] = flops_by_plan[choice.plan]
-        program = self.setup.program(phase, choice.plan)
         unplaced = self.setup.operands(phase, batch, steps, choice.plan, placed=False)
-        return entry, compiled_by_plan[choice.plan], (program, unplaced)
+        return entry, compiled_by_plan[choice.plan], unplaced
 
 
 def search(args, device=None) -> dict:
@@ -356,13 +352,13 @@ def search(args, device=None) -> dict:
         "training": [(b, s) for b in doublings(args.max_batch) for s in args.training_steps],
     }
     for phase in args.phases:
-        candidates, best_program, best = [], None, None
+        candidates, best_run, best = [], None, None
         for batch, steps in plans[phase]:
             if any(
                 not c["fits"] and c["batch"] <= batch and c["steps"] <= steps for c in candidates
             ):
                 continue  # memory grows with batch and steps: a smaller one already overflowed
-            measured, compiled, program = run.candidate(phase, batch, steps)
+            measured, compiled, operands = run.candidate(phase, batch, steps)
             entry = {"batch": batch, "steps": steps, **measured}
             entry["fits"] = entry["estimated_bytes"] <= run.budget
             candidates.append(entry)
@@ -374,11 +370,10 @@ def search(args, device=None) -> dict:
                 flush=True,
             )
             if largest_fitting(candidates, run.budget) is entry:
-                best, best_program = entry, (compiled, program)  # kept for --run
+                best, best_run = entry, (compiled, operands)  # kept for --run
         if best is not None and args.run:
             # The device's peak is per process: a later phase's figure is the peak of both.
-            compiled, (_, operands) = best_program
-            best["measured_process_peak_bytes"] = measure_run(compiled, operands)
+            best["measured_process_peak_bytes"] = measure_run(*best_run)
         report["phases"][phase] = {"candidates": candidates, "largest_fitting": best}
     return report
 
