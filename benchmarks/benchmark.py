@@ -448,8 +448,10 @@ def summarize(runs: list[dict], rollout_steps: int) -> dict:
             }
             if "rollout_s" in row:
                 row["rollout_steps_per_s"] = rollout_steps / row["rollout_s"]
-                # Ours compiles the scan once; the official reuses its one-step program.
-                compile_s = row["rollout_compile_s"] if impl == "ours" else row["compile_s"]
+                # Ours (any --plans plan too) compiles the scan once; the official reuses its
+                # one-step program.
+                ours = impl.partition(" ")[0] == "ours"
+                compile_s = row["rollout_compile_s"] if ours else row["compile_s"]
                 # Ours prepares the step-independent terms once per rollout, not per step.
                 once = row.get("prepare_s", 0.0)
                 per_step = (row["rollout_s"] - once) / rollout_steps

@@ -53,6 +53,13 @@ def test_summary_takes_medians_and_memory_maxima_and_ratios(benchmark):
     assert ratio["training_peak_host_mb_ours_over_official"] == 2.0
 
 
+def test_a_plan_of_plans_is_estimated_with_its_rollout_compile(benchmark):
+    runs = [_run("ours 4:1:0", "inference", step_s=[1.0], compile_s=5.0, rollout_compile_s=2.0,
+                 prepare_s=1.0, rollout_s=4.0)]  # fmt: skip
+    row = benchmark.summarize(runs, rollout_steps=2)["ours 4:1:0"]["float32"]
+    assert row["rollout_40_steps_s_estimated"] == 2.0 + 1.0 + 40 * (4.0 - 1.0) / 2
+
+
 @pytest.mark.slow
 def test_tiny_benchmark_writes_json_with_every_field(benchmark, tmp_path):
     output = tmp_path / "tiny.json"
