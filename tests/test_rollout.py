@@ -62,24 +62,36 @@ def test_streamed_predictions_are_the_scans(forecast, chunk_steps):
 
 def test_a_grid_of_one_chunk_needs_no_choice(forecast):
     predictor, params, inputs, forcings = forecast
-    choice = rollout.choose_memory_plan(predictor, params, inputs, forcings, budget=1)
-    assert choice.plan == MemoryPlan() and choice.how == "given"
-    assert rollout.choose_memory_plan(predictor, params, inputs, forcings, grid_chunks=3).plan == (
-        MemoryPlan(grid_chunks=3)
-    )
+    choice, program = rollout.choose_memory_plan(predictor, params, inputs, forcings, budget=1)
+    assert choice.plan == MemoryPlan() and choice.how == "given" and program is None
+    fixed, _ = rollout.choose_memory_plan(predictor, params, inputs, forcings, grid_chunks=3)
+    assert fixed.plan == MemoryPlan(grid_chunks=3)
 
 
 @pytest.mark.slow
 def test_chunks_are_chosen_from_the_compiled_programs(forecast, monkeypatch):
     predictor, params, inputs, forcings = forecast
     monkeypatch.setattr(memory, "CHUNK_NODES", 1024)  # 4,140 grid nodes: whole, or 5 chunks
-    choice = rollout.choose_memory_plan(predictor, params, inputs, forcings, budget=1)
+    choice, _ = rollout.choose_memory_plan(predictor, params, inputs, forcings, budget=1)
     (whole, whole_bytes), (chunked, chunked_bytes) = choice.tried
     assert (whole, chunked) == (MemoryPlan(), MemoryPlan(grid_chunks=5))
     assert chunked_bytes < whole_bytes
     assert choice.plan == chunked and choice.how == "nothing fits"
-    roomy = rollout.choose_memory_plan(predictor, params, inputs, forcings, budget=whole_bytes)
+    roomy, program = rollout.choose_memory_plan(
+        predictor, params, inputs, forcings, chunk_steps=3, budget=whole_bytes
+    )
     assert roomy.plan == MemoryPlan() and roomy.how == "fits"
+    # The chosen program runs as the planner compiled it: two 3-step chunks, the second padded.
+    assert isinstance(program.run, jax.stages.Compiled)
+    progress = []
+    kept = rollout.predict(
+        predictor, params, inputs, forcings, 3, on_step=lambda *a: progress.append(a),
+        program=program,
+    )  # fmt: skip
+    assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    fresh = rollout.predict(predictor, params, inputs, forcings, 3)
+    for name, value in fresh.items():
+        np.testing.assert_array_equal(kept[name], value)  # one program, compiled once or twice
 
 
 @pytest.mark.slow

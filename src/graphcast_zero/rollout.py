@@ -179,11 +179,12 @@ def choose_memory_plan(
     chunk_steps: Optional[int] = None,
     grid_chunks: Optional[int] = None,
     budget: Optional[float] = None,
-) -> memory.Choice:
+) -> tuple[memory.Choice, Optional[RolloutProgram]]:
     """The cheapest memory plan whose forecast program fits the device (``memory.choose``).
 
-    Each candidate's chunk program is compiled (not run) as ``predict`` would run it, less the
-    host callback, and XLA's buffer assignment is compared with the device's memory.
+    Each candidate's chunk program is compiled (not run) as ``predict`` runs it, host callback
+    included, and XLA's buffer assignment is compared with the device's memory; the chosen
+    one is then run as compiled, not compiled again.
 
     Args:
       predictor: the model (its own plan is ignored).
@@ -191,22 +192,32 @@ def choose_memory_plan(
       chunk_steps: as for ``predict``.
       grid_chunks: a fixed chunk count, or None to choose.
       budget: usable device bytes (default: ``memory.device_budget()``).
+
+    Returns:
+      (the choice, the chosen plan's :class:`RolloutProgram` with its chunk program compiled
+      for these shapes, to pass to ``predict`` with the same ``chunk_steps``; None when nothing
+      was compiled).
     """
     total = next(iter(forcings.values())).shape[1]
     chunk = min(chunk_steps or total, total)
     plans = memory.restrict(
         memory.ladder(predictor.graphs.num_grid_nodes, training=False), grid_chunks
     )
+    programs = {}
 
     def measure(plan: memory.MemoryPlan) -> int:
         planned = dataclasses.replace(predictor, memory=plan)
         constants = jax.eval_shape(planned.prepare, params, planned.constants())
         piece = {n: jax.ShapeDtypeStruct((v.shape[0], chunk) + v.shape[2:], v.dtype)
                  for n, v in forcings.items()}  # fmt: skip
-        program = chunk_program(planned, sink=drop_predictions)
-        return memory.compiled_bytes(program.lower(params, constants, inputs, piece).compile())
+        program = rollout_program(planned)
+        # first_step passed as predict passes it: a Python int, traced.
+        compiled = program.run.lower(params, constants, inputs, piece, 0).compile()
+        programs[plan] = dataclasses.replace(program, run=compiled)
+        return memory.compiled_bytes(compiled)
 
-    return memory.choose(plans, measure, memory.device_budget() if budget is None else budget)
+    choice = memory.choose(plans, measure, memory.device_budget() if budget is None else budget)
+    return choice, programs.get(choice.plan)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

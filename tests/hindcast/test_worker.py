@@ -69,3 +69,25 @@ def test_the_first_forecast_chooses_the_memory_plan_and_the_worker_keeps_it(tmp_
     # A 4,140-node grid is one chunk: the plan is given, and the compiled program is kept.
     assert planned.memory["grid_chunks"] == 1 and planned.memory["how_chosen"] == "given"
     assert planned.program is model.program
+
+
+def test_a_measured_plan_is_forecast_with_the_program_the_planner_compiled(tmp_path, monkeypatch):
+    import jax
+
+    from graphcast_zero import memory
+
+    monkeypatch.setattr(memory, "CHUNK_NODES", 1024)  # 4,140 grid nodes: whole, or 5 chunks
+    spec = SourceSpec(str(FIXTURE_DATASET), None, OFFICIAL, 4.0, PRESSURE_LEVELS_13)
+    plan = Campaign(
+        pd.DatetimeIndex(["2022-01-01T06"]), 1, ("2m_temperature",), (), spec, tmp_path, "float32"
+    )
+    checkpoint = load_checkpoint(OFFICIAL_FIXTURE / "params" / "random_small.npz")
+    bundle = worker.ModelBundle("measured", checkpoint, load_statistics(OFFICIAL_FIXTURE / "stats"))
+    window = worker.load_window(plan, 0)
+    model, (first, _, _) = worker._forecast(plan, bundle, window)
+    assert model.memory["how_chosen"] == "fits" and model.memory["grid_chunks"] == 1
+    assert isinstance(model.program.run, jax.stages.Compiled)  # not compiled a second time
+    again, (second, _, _) = worker._forecast(plan, bundle, window)
+    assert again is model
+    np.testing.assert_array_equal(second["2m_temperature"], first["2m_temperature"])
+    assert np.isfinite(first["2m_temperature"].values).all()

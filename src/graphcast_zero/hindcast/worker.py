@@ -210,13 +210,13 @@ def _with_memory_plan(model: PreparedModel, frames: Window) -> PreparedModel:
     """``model`` with the memory plan that fits this worker's device for ``frames``."""
     from graphcast_zero import rollout
 
-    choice = rollout.choose_memory_plan(
+    choice, compiled = rollout.choose_memory_plan(
         model.predictor, model.params, frames.input_arrays, frames.forcing_arrays
     )
-    if choice.plan == model.predictor.memory:  # the compiled program stays
+    if compiled is None and choice.plan == model.predictor.memory:  # the kept program serves
         return dataclasses.replace(model, memory=choice.as_json())
     predictor = dataclasses.replace(model.predictor, memory=choice.plan)
-    program = rollout.rollout_program(predictor)
+    program = compiled or rollout.rollout_program(predictor)
     return dataclasses.replace(model, predictor=predictor, program=program, memory=choice.as_json())
 
 

@@ -226,7 +226,7 @@ def _forecast(
     params = jax.tree.map(jax.numpy.asarray, setup.checkpoint.params)
     window = forecast_window(setup.dataset, task, setup.steps)
     started = time.perf_counter()
-    choice = rollout.choose_memory_plan(
+    choice, program = rollout.choose_memory_plan(
         predictor, params, window.input_arrays, window.forcing_arrays, chunk_steps, grid_chunks
     )
     predictor = dataclasses.replace(predictor, memory=choice.plan)
@@ -234,7 +234,7 @@ def _forecast(
     timer = _StepTimer(setup.steps, progress)
     predictions, targets, inputs = forecast_dataset(
         predictor, params, setup.dataset, setup.steps,
-        window=window, chunk_steps=chunk_steps, on_step=timer,
+        window=window, chunk_steps=chunk_steps, on_step=timer, program=program,
     )  # fmt: skip
     timings = {
         "graph_build_s": graph_s,
