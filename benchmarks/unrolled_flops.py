@@ -1,4 +1,4 @@
-"""XLA's FLOP count of a program, with every loop counted as many times as it runs (for
+"""XLA's FLOP count of a program, with every loop counted as many times as it runs.
 
 XLA's cost analysis counts the body of a ``while`` loop once, whatever its trip count; a
 ``lax.scan`` over 40 forecast steps, 16 grid chunks or the steps of a backward pass would be
