@@ -19,14 +19,24 @@ from ..conftest import FIXTURE_DATASET
 from ..conftest import OFFICIAL as OFFICIAL_FIXTURE
 
 
-def test_a_window_with_nan_inputs_returns_its_error(tmp_path):
+def one_init(output, steps: int = 1, precision: str = "float32") -> Campaign:
+    """A campaign of the fixture file's first initialisation, keeping 2 m temperature."""
     spec = SourceSpec(str(FIXTURE_DATASET), None, OFFICIAL, 4.0, PRESSURE_LEVELS_13)
-    plan = Campaign(
-        pd.DatetimeIndex(["2022-01-01T06"]), 2, ("2m_temperature",), (), spec,
-        tmp_path / "never.zarr", "auto",
+    return Campaign(
+        pd.DatetimeIndex(["2022-01-01T06"]), steps, ("2m_temperature",), (), spec, output,
+        precision,
     )  # fmt: skip
+
+
+def fixture_bundle(key: str) -> worker.ModelBundle:
+    """The fixtures' random GraphCast_small checkpoint and statistics, cached as ``key``."""
     checkpoint = load_checkpoint(OFFICIAL_FIXTURE / "params" / "random_small.npz")
-    bundle = worker.ModelBundle("key", checkpoint, load_statistics(OFFICIAL_FIXTURE / "stats"))
+    return worker.ModelBundle(key, checkpoint, load_statistics(OFFICIAL_FIXTURE / "stats"))
+
+
+def test_a_window_with_nan_inputs_returns_its_error(tmp_path):
+    plan = one_init(tmp_path / "never.zarr", steps=2, precision="auto")
+    bundle = fixture_bundle("key")
     window = worker.load_window(plan, 0)
     broken = window.copy(deep=True)
     broken["2m_temperature"][0, 1, 3, 4] = np.nan  # the last input frame
@@ -38,10 +48,7 @@ def test_a_window_with_nan_inputs_returns_its_error(tmp_path):
 
 
 def test_a_worker_builds_the_predictor_once_per_checkpoint_and_grid(tmp_path):
-    spec = SourceSpec(str(FIXTURE_DATASET), None, OFFICIAL, 4.0, PRESSURE_LEVELS_13)
-    plan = Campaign(
-        pd.DatetimeIndex(["2022-01-01T06"]), 1, ("2m_temperature",), (), spec, tmp_path, "float32"
-    )
+    plan = one_init(tmp_path)
     checkpoint = load_checkpoint(OFFICIAL_FIXTURE / "params" / "random_small.npz")
     statistics = load_statistics(OFFICIAL_FIXTURE / "stats")
     lat, lon = np.linspace(-90, 90, 46), np.arange(90) * 4.0
@@ -53,12 +60,7 @@ def test_a_worker_builds_the_predictor_once_per_checkpoint_and_grid(tmp_path):
 
 
 def test_the_first_forecast_chooses_the_memory_plan_and_the_worker_keeps_it(tmp_path):
-    spec = SourceSpec(str(FIXTURE_DATASET), None, OFFICIAL, 4.0, PRESSURE_LEVELS_13)
-    plan = Campaign(
-        pd.DatetimeIndex(["2022-01-01T06"]), 1, ("2m_temperature",), (), spec, tmp_path, "float32"
-    )
-    checkpoint = load_checkpoint(OFFICIAL_FIXTURE / "params" / "random_small.npz")
-    bundle = worker.ModelBundle("plan", checkpoint, load_statistics(OFFICIAL_FIXTURE / "stats"))
+    plan, bundle = one_init(tmp_path), fixture_bundle("plan")
     window = worker.load_window(plan, 0)
     lat, lon = window["lat"].values, window["lon"].values
     model = worker.prepared_model(plan, bundle, lat, lon)
@@ -77,12 +79,7 @@ def test_a_measured_plan_is_forecast_with_the_program_the_planner_compiled(tmp_p
     from graphcast_zero import memory
 
     monkeypatch.setattr(memory, "CHUNK_NODES", 1024)  # 4,140 grid nodes: whole, or 5 chunks
-    spec = SourceSpec(str(FIXTURE_DATASET), None, OFFICIAL, 4.0, PRESSURE_LEVELS_13)
-    plan = Campaign(
-        pd.DatetimeIndex(["2022-01-01T06"]), 1, ("2m_temperature",), (), spec, tmp_path, "float32"
-    )
-    checkpoint = load_checkpoint(OFFICIAL_FIXTURE / "params" / "random_small.npz")
-    bundle = worker.ModelBundle("measured", checkpoint, load_statistics(OFFICIAL_FIXTURE / "stats"))
+    plan, bundle = one_init(tmp_path), fixture_bundle("measured")
     window = worker.load_window(plan, 0)
     model, (first, _, _) = worker._forecast(plan, bundle, window)
     assert model.memory["how_chosen"] == "fits" and model.memory["grid_chunks"] == 1
